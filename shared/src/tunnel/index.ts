@@ -1,0 +1,43 @@
+export {
+  ConnectionState,
+  FrameConnection,
+  type FrameConnectionHandlers,
+  type FrameConnectionOptions,
+} from './connection.js';
+export { TunnelEndpoint, type TunnelEndpointOptions } from './endpoint.js';
+export {
+  decodeWindow,
+  encodeFrame,
+  encodeHeader,
+  encodeWindow,
+  FRAME_HEADER_BYTES,
+  type Frame,
+  FrameKind,
+  isFrameKind,
+  MAX_STREAM_ID,
+  rewriteStream,
+  TUNNEL_STREAM,
+} from './frame.js';
+export { Heartbeat } from './heartbeat.js';
+export { defaultTunnelLimits, resolveLimits, type TunnelLimits } from './limits.js';
+export {
+  type CloseMessage,
+  type ControlMessage,
+  decodeControl,
+  type ErrorBody,
+  encodeControl,
+  errorBodyOf,
+  type HelloMessage,
+  hoopErrorOf,
+  type OpenConnectionMessage,
+  type OpenErrorMessage,
+  type OpenOkMessage,
+  type OpenSessionMessage,
+  PROTOCOL_VERSION,
+  type TunnelErrorMessage,
+  TunnelRole,
+} from './messages.js';
+export { FrameReader } from './reader.js';
+export { FrameSender } from './sender.js';
+export { messageBuffer, type WebSocketLike, WS_OPEN } from './socket.js';
+export { type StreamLink, StreamState, TunnelStream, type TunnelStreamOptions } from './stream.js';

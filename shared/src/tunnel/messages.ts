@@ -1,0 +1,185 @@
+/**
+ * Control messages: msgpack bodies of CONTROL frames, a discriminated union on `t`, grouped by
+ * direction. Every decoded body is validated before anyone sees it; anything else is
+ * FRAME_MALFORMED. Bump PROTOCOL_VERSION on any incompatible change.
+ */
+import { Packr } from 'msgpackr';
+import type { ConnectionTarget } from '../connection.js';
+import { type ErrorCode, HoopError, isErrorCode } from '../errors.js';
+
+export const PROTOCOL_VERSION = 1;
+
+export const TunnelRole = { agent: 'agent', cli: 'cli', broker: 'broker' } as const;
+export type TunnelRole = (typeof TunnelRole)[keyof typeof TunnelRole];
+
+/** Sent first by each side on stream 0. The broker answers the client's hello with its own. */
+export interface HelloMessage {
+  readonly t: 'hello';
+  readonly version: number;
+  readonly role: TunnelRole;
+  /** Per-stream flow-control window this side grants. */
+  readonly window: number;
+  readonly maxFrameBytes: number;
+  readonly name?: string;
+}
+
+/** CLI → broker: open a stream to a connection. */
+export interface OpenConnectionMessage {
+  readonly t: 'open';
+  readonly connection: string;
+  /** Free text describing the client (e.g. local address); for the audit trail. */
+  readonly client?: string;
+}
+
+/** Broker → agent: serve a session on this stream. */
+export interface OpenSessionMessage {
+  readonly t: 'open-session';
+  readonly session: string;
+  readonly target: ConnectionTarget;
+  readonly user: string;
+}
+
+/** Answer to open / open-session. */
+export interface OpenOkMessage {
+  readonly t: 'open-ok';
+  readonly session: string;
+}
+
+export interface ErrorBody {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly hint?: string;
+}
+
+export interface OpenErrorMessage {
+  readonly t: 'open-error';
+  readonly error: ErrorBody;
+}
+
+/** Either side ends a stream; `error` says why when it was not a clean end. */
+export interface CloseMessage {
+  readonly t: 'close';
+  readonly error?: ErrorBody;
+}
+
+/** Tunnel-level error, sent on stream 0 just before the sender closes the WebSocket. */
+export interface TunnelErrorMessage {
+  readonly t: 'error';
+  readonly error: ErrorBody;
+}
+
+export type ControlMessage =
+  | HelloMessage
+  | OpenConnectionMessage
+  | OpenSessionMessage
+  | OpenOkMessage
+  | OpenErrorMessage
+  | CloseMessage
+  | TunnelErrorMessage;
+
+const packr = new Packr({ useRecords: false, moreTypes: false });
+
+export function encodeControl(message: ControlMessage): Buffer {
+  return packr.pack(message);
+}
+
+function malformed(what: string): HoopError {
+  return new HoopError('FRAME_MALFORMED', `malformed control message: ${what}`);
+}
+
+type Obj = Record<string, unknown>;
+
+function str(o: Obj, key: string, optional = false): void {
+  const v = o[key];
+  if (v === undefined && optional) return;
+  if (typeof v !== 'string' || v.length > 4096) throw malformed(`field ${key} must be a string`);
+}
+
+function int(o: Obj, key: string): void {
+  const v = o[key];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+    throw malformed(`field ${key} must be a non-negative integer`);
+  }
+}
+
+function errorBody(o: Obj, key: string, optional = false): void {
+  const v = o[key];
+  if (v === undefined && optional) return;
+  if (v === null || typeof v !== 'object') throw malformed(`field ${key} must be an error object`);
+  const e = v as Obj;
+  if (!isErrorCode(e['code'])) throw malformed(`unknown error code ${String(e['code'])}`);
+  str(e, 'message');
+  str(e, 'hint', true);
+}
+
+function target(o: Obj, key: string): void {
+  const v = o[key];
+  if (v === null || typeof v !== 'object') throw malformed(`field ${key} must be an object`);
+  const t = v as Obj;
+  for (const k of ['name', 'type', 'host', 'user', 'database', 'tls']) str(t, k);
+  int(t, 'port');
+  const c = t['credential'];
+  if (c === null || typeof c !== 'object') throw malformed('target credential must be an object');
+  const cred = c as Obj;
+  if (cred['kind'] === 'password') str(cred, 'value');
+  else if (cred['kind'] === 'env') str(cred, 'name');
+  else if (cred['kind'] !== 'none') throw malformed('unknown credential kind');
+}
+
+/** Decodes and validates one control body. Throws FRAME_MALFORMED on anything unexpected. */
+export function decodeControl(body: Buffer): ControlMessage {
+  let value: unknown;
+  try {
+    value = packr.unpack(body);
+  } catch {
+    throw malformed('body is not msgpack');
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw malformed('body is not an object');
+  }
+  const o = value as Obj;
+  switch (o['t']) {
+    case 'hello':
+      int(o, 'version');
+      str(o, 'role');
+      if (!Object.hasOwn(TunnelRole, o['role'] as string)) throw malformed('unknown role');
+      int(o, 'window');
+      int(o, 'maxFrameBytes');
+      str(o, 'name', true);
+      break;
+    case 'open':
+      str(o, 'connection');
+      str(o, 'client', true);
+      break;
+    case 'open-session':
+      str(o, 'session');
+      str(o, 'user');
+      target(o, 'target');
+      break;
+    case 'open-ok':
+      str(o, 'session');
+      break;
+    case 'open-error':
+    case 'error':
+      errorBody(o, 'error');
+      break;
+    case 'close':
+      errorBody(o, 'error', true);
+      break;
+    default:
+      throw malformed(`unknown type ${JSON.stringify(o['t'])}`);
+  }
+  return o as unknown as ControlMessage;
+}
+
+export function errorBodyOf(err: HoopError): ErrorBody {
+  return { code: err.code, message: err.message, hint: err.hint };
+}
+
+export function hoopErrorOf(body: ErrorBody): HoopError {
+  return new HoopError(
+    body.code,
+    body.message,
+    body.hint === undefined ? undefined : { hint: body.hint },
+  );
+}
