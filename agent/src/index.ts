@@ -1,0 +1,7 @@
+/** @hoop/agent: the tunnel client and the protocol engines it runs next to the targets. */
+export { Agent, type AgentEvents, type AgentOptions, AgentState, tunnelUrl } from './agent.js';
+export { Backoff, type BackoffOptions } from './backoff.js';
+export { resolveCredential } from './credentials.js';
+export type { Engine, EngineSession, ResolvedCredential } from './engines/engine.js';
+export { refuseClient } from './engines/refusal.js';
+export { defaultEngines, EngineRegistry } from './engines/registry.js';

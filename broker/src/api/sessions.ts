@@ -1,0 +1,20 @@
+/** /api/v1/sessions: who connected where, when, for how long, and how it ended. */
+import type { Router } from '../http/router.js';
+import { type ApiDeps, requireAdmin } from './context.js';
+
+export function sessionRoutes(router: Router, deps: ApiDeps): void {
+  router.add('GET', '/api/v1/sessions', async ({ req, query }) => {
+    await requireAdmin(deps, req);
+    const limit = Number(query.get('limit') ?? '100');
+    return {
+      body: await deps.store.listSessions({
+        limit: Number.isInteger(limit) && limit > 0 ? Math.min(limit, 1000) : 100,
+      }),
+    };
+  });
+
+  router.add('GET', '/api/v1/sessions/:id', async ({ req, params }) => {
+    await requireAdmin(deps, req);
+    return { body: await deps.store.getSession(params['id'] as string) };
+  });
+}

@@ -1,0 +1,209 @@
+/**
+ * The broker: REST API under /api/v1, the agent and CLI tunnel endpoints (/v1/agent,
+ * /v1/tunnel), and the store. `startBroker` returns a handle that closes everything it opened.
+ *
+ *   CLI ──wss /v1/tunnel──► Hub ◄──wss /v1/agent── agent
+ *                            │
+ *                         Store (PGlite or PostgreSQL)
+ */
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { type Clock, HoopError, type Logger, systemClock, toHoopError } from '@hoop/shared';
+import { WebSocketServer } from 'ws';
+import { agentRoutes } from './api/agents.js';
+import { connectionRoutes } from './api/connections.js';
+import type { ApiDeps } from './api/context.js';
+import { sessionRoutes } from './api/sessions.js';
+import { systemRoutes } from './api/system.js';
+import { type BrokerConfig, type BrokerConfigInput, resolveBrokerConfig } from './config.js';
+import { bearerToken } from './http/auth.js';
+import { Router, sendError } from './http/router.js';
+import { loadMasterKey, openDatabase, Store } from './store/index.js';
+import { Hub } from './tunnel/hub.js';
+import { BROKER_VERSION } from './version.js';
+
+export interface Broker {
+  readonly url: string;
+  readonly port: number;
+  readonly config: BrokerConfig;
+  readonly store: Store;
+  readonly hub: Hub;
+  /** Set when this start created the admin: where its token was written (if generated). */
+  readonly adminTokenFile: string | undefined;
+  close(): Promise<void>;
+}
+
+export interface StartBrokerOptions {
+  readonly clock?: Clock;
+  readonly logger: Logger;
+}
+
+export async function startBroker(
+  input: BrokerConfigInput,
+  options: StartBrokerOptions,
+): Promise<Broker> {
+  const config = resolveBrokerConfig(input);
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger;
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+
+  const masterKey = await loadMasterKey({ envValue: config.masterKey, dataDir: config.dataDir });
+  const database = await openDatabase({
+    dataDir: config.dataDir,
+    ...(config.databaseUrl === undefined ? {} : { databaseUrl: config.databaseUrl }),
+    logger,
+  });
+  const store = new Store(database, masterKey, clock);
+  let adminTokenFile: string | undefined;
+  try {
+    await store.failOpenSessions();
+    const boot = await store.bootstrap(
+      config.adminToken === undefined ? {} : { adminToken: config.adminToken },
+    );
+    if (boot.created && config.adminToken === undefined && boot.adminToken !== undefined) {
+      adminTokenFile = join(config.dataDir, 'admin.token');
+      await writeFile(adminTokenFile, `${boot.adminToken}\n`, { mode: 0o600 });
+      await chmod(adminTokenFile, 0o600);
+      logger.info('created the admin user; its token is in a 0600 file', { file: adminTokenFile });
+    } else if (boot.created) {
+      logger.info('created the admin user with the token from HOOP_ADMIN_TOKEN');
+    }
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+
+  const hub = new Hub({
+    store,
+    limits: config.limits,
+    clock,
+    logger: logger.child({ component: 'hub' }),
+  });
+  const deps: ApiDeps = {
+    store,
+    hub,
+    maxTokenBytes: config.maxTokenBytes,
+    version: BROKER_VERSION,
+  };
+  const router = new Router(logger, config.maxBodyBytes);
+  systemRoutes(router, deps);
+  agentRoutes(router, deps);
+  connectionRoutes(router, deps);
+  sessionRoutes(router, deps);
+
+  const server = createServer((req, res) => {
+    router
+      .handle(req, res)
+      .then((handled) => {
+        if (!handled)
+          sendError(res, new HoopError('NOT_FOUND', `no such endpoint: ${req.method} ${req.url}`));
+      })
+      .catch((err) => sendError(res, toHoopError(err)));
+  });
+  server.keepAliveTimeout = 5_000;
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: config.limits.maxMessageBytes,
+    perMessageDeflate: false,
+  });
+  server.on('upgrade', (req, socket, head) => {
+    upgrade(req, socket, head).catch((err) => rejectUpgrade(socket, toHoopError(err)));
+  });
+
+  async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://broker').pathname;
+    if (path !== '/v1/agent' && path !== '/v1/tunnel') {
+      throw new HoopError(
+        'NOT_FOUND',
+        `no tunnel endpoint at ${path}; use /v1/agent or /v1/tunnel`,
+      );
+    }
+    const token = bearerToken(req, config.maxTokenBytes);
+    if (path === '/v1/agent') {
+      const agent = await store.authenticateAgent(token);
+      if (agent === undefined)
+        throw new HoopError('AUTH_INVALID_TOKEN', 'the agent token is unknown or was revoked');
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        setNoDelay(socket);
+        hub.acceptAgent(ws, agent);
+      });
+      return;
+    }
+    const user = await store.authenticateUserToken(token);
+    if (user === undefined)
+      throw new HoopError('AUTH_INVALID_TOKEN', 'the token is unknown, expired or revoked');
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      setNoDelay(socket);
+      hub.acceptClient(ws, user);
+    });
+  }
+
+  await listen(server, config.host, config.port);
+  const port = (server.address() as AddressInfo).port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}`;
+  logger.info('broker listening', {
+    url,
+    store: config.databaseUrl === undefined ? 'pglite' : 'postgres',
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    config,
+    store,
+    hub,
+    adminTokenFile,
+    close: () => {
+      closing ??= (async () => {
+        hub.close();
+        wss.close();
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await database.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+function setNoDelay(socket: Duplex): void {
+  (socket as Duplex & { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+}
+
+function rejectUpgrade(socket: Duplex, error: HoopError): void {
+  const body = JSON.stringify({ error: error.toJSON() });
+  const reason =
+    error.httpStatus === 401
+      ? 'Unauthorized'
+      : error.httpStatus === 404
+        ? 'Not Found'
+        : 'Bad Request';
+  socket.end(
+    `HTTP/1.1 ${error.httpStatus} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new HoopError('USAGE', `${host}:${port} is already in use`, {
+              hint: 'Set HOOP_LISTEN to a free address, or stop the other process.',
+            })
+          : err,
+      );
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,391 @@
+/**
+ * The tunnel hub: every live agent tunnel and CLI tunnel, and the routes between their streams.
+ * It answers a CLI's `open` by finding the connection's agent, sending it `open-session` with the
+ * target (and its credential, for the owning agent only), then relays bytes both ways without
+ * parsing the target protocol.
+ */
+import {
+  type Clock,
+  type ConnectionTarget,
+  type ControlMessage,
+  decodeWindow,
+  errorBodyOf,
+  type Frame,
+  FrameConnection,
+  FrameKind,
+  HoopError,
+  hoopErrorOf,
+  type Logger,
+  MAX_STREAM_ID,
+  rewriteStream,
+  type TunnelLimits,
+  toHoopError,
+  type WebSocketLike,
+} from '@hoop/shared';
+import { Route, RouteState } from './route.js';
+
+/** What the hub needs from the store. */
+export interface HubStore {
+  resolveConnectionTarget(name: string): Promise<{
+    info: { id: string; name: string; agentId: string; agent: string };
+    target: ConnectionTarget;
+  }>;
+  createSession(input: {
+    connectionId: string;
+    connectionName: string;
+    userId: string | null;
+    agentId: string | null;
+    client?: string;
+  }): Promise<{ id: string }>;
+  endSession(
+    id: string,
+    result: { status: 'closed' | 'failed'; errorCode?: string; bytesUp: number; bytesDown: number },
+  ): Promise<unknown>;
+  touchAgent(id: string): Promise<unknown>;
+}
+
+export interface HubOptions {
+  readonly store: HubStore;
+  readonly limits: TunnelLimits;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+interface AgentLink {
+  readonly id: string;
+  readonly name: string;
+  readonly tunnel: FrameConnection;
+  readonly routes: Map<number, Route>;
+  nextStream: number;
+}
+
+interface ClientLink {
+  readonly userId: string;
+  readonly userName: string;
+  readonly tunnel: FrameConnection;
+  readonly routes: Map<number, Route>;
+  /** Streams whose open is still being looked up. */
+  readonly opening: Set<number>;
+}
+
+export class Hub {
+  private readonly agents = new Map<string, AgentLink>();
+  private readonly clients = new Set<ClientLink>();
+
+  constructor(private readonly options: HubOptions) {}
+
+  isAgentOnline(agentId: string): boolean {
+    return this.agents.has(agentId);
+  }
+
+  get stats(): { agents: number; clients: number; routes: number } {
+    let routes = 0;
+    for (const c of this.clients) routes += c.routes.size;
+    return { agents: this.agents.size, clients: this.clients.size, routes };
+  }
+
+  acceptAgent(ws: WebSocketLike, agent: { id: string; name: string }): void {
+    const logger = this.options.logger.child({ agent: agent.name });
+    const tunnel = this.frameConnection(ws, `agent ${agent.name}`, logger);
+    const link: AgentLink = {
+      id: agent.id,
+      name: agent.name,
+      tunnel,
+      routes: new Map(),
+      nextStream: 1,
+    };
+    tunnel.start({
+      onReady: () => {
+        const previous = this.agents.get(agent.id);
+        if (previous !== undefined) {
+          logger.info('agent reconnected; replacing its previous tunnel');
+          previous.tunnel.close(
+            new HoopError('TUNNEL_CLOSED', 'replaced by a newer tunnel from the same agent'),
+          );
+        }
+        this.agents.set(agent.id, link);
+        logger.info('agent connected');
+        this.options.store.touchAgent(agent.id).catch(() => {});
+      },
+      onFrame: (frame, control) => this.fromAgent(link, frame, control),
+      onClose: (err) => {
+        if (this.agents.get(agent.id) === link) this.agents.delete(agent.id);
+        logger.info('agent disconnected', err === undefined ? {} : { code: err.code });
+        for (const route of [...link.routes.values()]) {
+          this.endRoute(
+            route,
+            new HoopError('AGENT_OFFLINE', `agent ${agent.name} disconnected during the session`),
+            'agent',
+          );
+        }
+      },
+    });
+  }
+
+  acceptClient(ws: WebSocketLike, user: { userId: string; name: string }): void {
+    const logger = this.options.logger.child({ user: user.name });
+    const tunnel = this.frameConnection(ws, `client ${user.name}`, logger);
+    const link: ClientLink = {
+      userId: user.userId,
+      userName: user.name,
+      tunnel,
+      routes: new Map(),
+      opening: new Set(),
+    };
+    this.clients.add(link);
+    tunnel.start({
+      onFrame: (frame, control) => this.fromClient(link, frame, control),
+      onClose: () => {
+        this.clients.delete(link);
+        for (const route of [...link.routes.values()]) this.endRoute(route, undefined, 'client');
+      },
+    });
+  }
+
+  /** Closes every tunnel (broker shutdown). */
+  close(): void {
+    const err = new HoopError('TUNNEL_CLOSED', 'the broker is shutting down');
+    for (const link of this.agents.values()) link.tunnel.close(err);
+    for (const link of this.clients) link.tunnel.close(err);
+  }
+
+  private frameConnection(ws: WebSocketLike, name: string, logger: Logger): FrameConnection {
+    return new FrameConnection(ws, {
+      role: 'broker',
+      side: 'server',
+      limits: this.options.limits,
+      clock: this.options.clock,
+      logger,
+      name,
+    });
+  }
+
+  // ---- client → broker ----
+
+  private fromClient(link: ClientLink, frame: Frame, control: ControlMessage | undefined): void {
+    const route = link.routes.get(frame.stream);
+    if (control?.t === 'open') {
+      if (route !== undefined || link.opening.has(frame.stream)) {
+        throw new HoopError(
+          'FRAME_MALFORMED',
+          `open on stream ${frame.stream}, which is already open`,
+        );
+      }
+      if (link.routes.size >= this.options.limits.maxStreams) {
+        link.tunnel.sendControl(frame.stream, {
+          t: 'open-error',
+          error: errorBodyOf(
+            new HoopError(
+              'TOO_MANY_STREAMS',
+              `this tunnel already carries ${link.routes.size} streams`,
+            ),
+          ),
+        });
+        return;
+      }
+      link.opening.add(frame.stream);
+      void this.open(link, frame.stream, control.connection, control.client).finally(() =>
+        link.opening.delete(frame.stream),
+      );
+      return;
+    }
+    if (route === undefined || route.state === RouteState.closed) return; // closed in flight
+    if (frame.kind === FrameKind.data) {
+      if (route.state !== RouteState.open) {
+        throw new HoopError('FRAME_MALFORMED', `data on stream ${frame.stream} before it opened`);
+      }
+      route.carry('up', frame.body.length);
+      this.forward(frame, route.agent.tunnel, route.agent.stream);
+    } else if (frame.kind === FrameKind.window) {
+      route.grant('down', decodeWindow(frame));
+      this.forward(frame, route.agent.tunnel, route.agent.stream);
+    } else if (control?.t === 'close') {
+      this.forward(frame, route.agent.tunnel, route.agent.stream);
+      this.finish(route, control.error === undefined ? undefined : hoopErrorOf(control.error));
+    } else {
+      throw new HoopError(
+        'FRAME_MALFORMED',
+        `unexpected ${control?.t} from a client on stream ${frame.stream}`,
+      );
+    }
+  }
+
+  private async open(
+    link: ClientLink,
+    clientStream: number,
+    name: string,
+    client: string | undefined,
+  ): Promise<void> {
+    const fail = (err: HoopError): void => {
+      link.tunnel.sendControl(clientStream, { t: 'open-error', error: errorBodyOf(err) });
+    };
+    let resolved: Awaited<ReturnType<HubStore['resolveConnectionTarget']>>;
+    try {
+      resolved = await this.options.store.resolveConnectionTarget(name);
+    } catch (err) {
+      fail(toHoopError(err));
+      return;
+    }
+    const agent = this.agents.get(resolved.info.agentId);
+    if (agent === undefined) {
+      fail(
+        new HoopError(
+          'AGENT_OFFLINE',
+          `agent ${resolved.info.agent} of connection ${name} is not connected`,
+        ),
+      );
+      return;
+    }
+    if (!this.clients.has(link)) return;
+    let session: { id: string };
+    try {
+      session = await this.options.store.createSession({
+        connectionId: resolved.info.id,
+        connectionName: resolved.info.name,
+        userId: link.userId,
+        agentId: agent.id,
+        ...(client === undefined ? {} : { client }),
+      });
+    } catch (err) {
+      fail(toHoopError(err));
+      return;
+    }
+    if (!this.clients.has(link) || this.agents.get(agent.id) !== agent) {
+      fail(new HoopError('AGENT_OFFLINE', `agent ${agent.name} disconnected`));
+      await this.endSession(session.id, 'failed', 'AGENT_OFFLINE', 0, 0);
+      return;
+    }
+    const agentStream = this.allocate(agent);
+    const route = new Route(
+      session.id,
+      name,
+      { tunnel: link.tunnel, stream: clientStream, routes: link.routes },
+      { tunnel: agent.tunnel, stream: agentStream, routes: agent.routes },
+      this.options.limits.window,
+    );
+    link.routes.set(clientStream, route);
+    agent.routes.set(agentStream, route);
+    agent.tunnel.sendControl(agentStream, {
+      t: 'open-session',
+      session: session.id,
+      target: resolved.target,
+      user: link.userName,
+    });
+    this.options.logger.info('session opening', {
+      session: session.id,
+      connection: name,
+      user: link.userName,
+      agent: agent.name,
+    });
+  }
+
+  private allocate(agent: AgentLink): number {
+    for (let i = 0; i < 1 << 16; i++) {
+      const id = agent.nextStream;
+      agent.nextStream = id >= MAX_STREAM_ID ? 1 : id + 1;
+      if (!agent.routes.has(id)) return id;
+    }
+    throw new HoopError('TOO_MANY_STREAMS', `agent ${agent.name} has no free stream id`);
+  }
+
+  // ---- agent → broker ----
+
+  private fromAgent(link: AgentLink, frame: Frame, control: ControlMessage | undefined): void {
+    const route = link.routes.get(frame.stream);
+    if (route === undefined || route.state === RouteState.closed) return;
+    if (frame.kind === FrameKind.data) {
+      if (route.state !== RouteState.open) {
+        throw new HoopError('FRAME_MALFORMED', `data on stream ${frame.stream} before open-ok`);
+      }
+      route.carry('down', frame.body.length);
+      this.forward(frame, route.client.tunnel, route.client.stream);
+      return;
+    }
+    if (frame.kind === FrameKind.window) {
+      route.grant('up', decodeWindow(frame));
+      this.forward(frame, route.client.tunnel, route.client.stream);
+      return;
+    }
+    switch (control?.t) {
+      case 'open-ok':
+        if (route.state !== RouteState.opening) return;
+        route.transition(RouteState.open);
+        route.client.tunnel.sendControl(route.client.stream, {
+          t: 'open-ok',
+          session: route.session,
+        });
+        return;
+      case 'open-error':
+        route.client.tunnel.sendControl(route.client.stream, control);
+        this.finish(route, hoopErrorOf(control.error), true);
+        return;
+      case 'close':
+        this.forward(frame, route.client.tunnel, route.client.stream);
+        this.finish(route, control.error === undefined ? undefined : hoopErrorOf(control.error));
+        return;
+      default:
+        throw new HoopError(
+          'FRAME_MALFORMED',
+          `unexpected ${control?.t} from an agent on stream ${frame.stream}`,
+        );
+    }
+  }
+
+  // ---- shared ----
+
+  private forward(frame: Frame, to: FrameConnection, stream: number): void {
+    rewriteStream(frame.raw, stream);
+    to.sendEncoded(frame.raw);
+  }
+
+  /** Ends a route because one side went away: tell the other side, then finish it. */
+  private endRoute(route: Route, error: HoopError | undefined, gone: 'agent' | 'client'): void {
+    if (route.state === RouteState.closed) return;
+    const other = gone === 'agent' ? route.client : route.agent;
+    if (route.state === RouteState.opening && gone === 'agent' && error !== undefined) {
+      other.tunnel.sendControl(other.stream, { t: 'open-error', error: errorBodyOf(error) });
+    } else {
+      other.tunnel.sendControl(
+        other.stream,
+        error === undefined ? { t: 'close' } : { t: 'close', error: errorBodyOf(error) },
+      );
+    }
+    this.finish(route, error, route.state === RouteState.opening);
+  }
+
+  private finish(route: Route, error: HoopError | undefined, failed = false): void {
+    if (route.state === RouteState.closed) return;
+    route.transition(RouteState.closed);
+    route.client.routes.delete(route.client.stream);
+    route.agent.routes.delete(route.agent.stream);
+    const status = failed || error !== undefined ? 'failed' : 'closed';
+    this.options.logger.info('session ended', {
+      session: route.session,
+      connection: route.connection,
+      status,
+      ...(error === undefined ? {} : { code: error.code }),
+      bytesUp: route.bytesUp,
+      bytesDown: route.bytesDown,
+    });
+    void this.endSession(route.session, status, error?.code, route.bytesUp, route.bytesDown);
+  }
+
+  private async endSession(
+    id: string,
+    status: 'closed' | 'failed',
+    errorCode: string | undefined,
+    bytesUp: number,
+    bytesDown: number,
+  ): Promise<void> {
+    try {
+      await this.options.store.endSession(id, {
+        status,
+        ...(errorCode === undefined ? {} : { errorCode }),
+        bytesUp,
+        bytesDown,
+      });
+    } catch (err) {
+      this.options.logger.warn('could not record session end', { session: id, error: err });
+    }
+  }
+}

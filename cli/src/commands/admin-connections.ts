@@ -1,0 +1,162 @@
+/**
+ * `hoop admin connections create|list|show|delete`. The target password comes from the CLI's
+ * environment (`--password-env VAR`) so it never sits in argv or shell history, or stays with the
+ * agent (`--password-ref env:NAME`).
+ */
+
+import { HoopError, parseCredentialRef } from '@hoop/shared';
+import { type Command, Option } from 'commander';
+import type { CommandContext } from '../context.js';
+import { table } from '../output.js';
+
+interface ConnectionView {
+  name: string;
+  type: string;
+  agent: string;
+  agentOnline: boolean;
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+  tls: string;
+  credential: string;
+}
+
+const columns = [
+  'name',
+  'type',
+  'agent',
+  'agentOnline',
+  'host',
+  'port',
+  'user',
+  'database',
+  'credential',
+];
+
+export function adminConnectionsCommand(admin: Command, ctx: () => CommandContext): void {
+  const connections = admin
+    .command('connections')
+    .description('targets reachable through an agent');
+
+  connections
+    .command('create <name>')
+    .description('create a connection to a target behind an agent')
+    .requiredOption('--agent <agent>', 'the agent that reaches the target')
+    .addOption(
+      new Option('--type <type>', 'connection type').choices(['postgres']).default('postgres'),
+    )
+    .requiredOption('--host <host>', 'target host, as the agent sees it')
+    .requiredOption('--port <port>', 'target port', (v) => parsePort(v))
+    .requiredOption('--user <user>', 'target user the agent logs in as')
+    .requiredOption('--database <database>', 'target database')
+    .addOption(
+      new Option('--tls <mode>', 'TLS to the target')
+        .choices(['disable', 'prefer', 'require'])
+        .default('prefer'),
+    )
+    .option(
+      '--password-env <VAR>',
+      "read the target password from this variable of the CLI's environment; stored encrypted",
+    )
+    .option(
+      '--password-ref <env:NAME>',
+      "the agent reads the password from its own environment; it never leaves the agent's network",
+    )
+    .action(
+      async (
+        name: string,
+        opts: {
+          agent: string;
+          type: string;
+          host: string;
+          port: number;
+          user: string;
+          database: string;
+          tls: string;
+          passwordEnv?: string;
+          passwordRef?: string;
+        },
+      ) => {
+        const c = ctx();
+        if (opts.passwordEnv !== undefined && opts.passwordRef !== undefined) {
+          throw new HoopError('USAGE', 'use either --password-env or --password-ref, not both');
+        }
+        let password: string | undefined;
+        if (opts.passwordEnv !== undefined) {
+          password = c.env[opts.passwordEnv];
+          if (password === undefined || password === '') {
+            throw new HoopError(
+              'USAGE',
+              `--password-env ${opts.passwordEnv}: that variable is not set in this shell`,
+              {
+                hint: `Export it first: read -rs ${opts.passwordEnv} && export ${opts.passwordEnv}`,
+              },
+            );
+          }
+        }
+        if (opts.passwordRef !== undefined && parseCredentialRef(opts.passwordRef) === undefined) {
+          throw new HoopError(
+            'USAGE',
+            `--password-ref must look like env:NAME, got "${opts.passwordRef}"`,
+          );
+        }
+        const created = await (await c.api()).post<ConnectionView>('/api/v1/connections', {
+          name,
+          agent: opts.agent,
+          type: opts.type,
+          host: opts.host,
+          port: opts.port,
+          user: opts.user,
+          database: opts.database,
+          tls: opts.tls,
+          ...(password === undefined ? {} : { password }),
+          ...(opts.passwordRef === undefined ? {} : { passwordRef: opts.passwordRef }),
+        });
+        c.out.data(created, () => {
+          c.out.line(
+            `Connection ${created.name} created (${created.type} ${created.host}:${created.port} via agent ${created.agent}).`,
+          );
+          c.out.line(`Use it: hoop connect ${created.name}`);
+        });
+      },
+    );
+
+  connections
+    .command('list')
+    .description('list connections')
+    .action(async () => {
+      const c = ctx();
+      const list = await (await c.api()).get<ConnectionView[]>('/api/v1/connections');
+      c.out.data(list, () =>
+        c.out.line(
+          list.length === 0
+            ? 'No connections yet: hoop admin connections create NAME …'
+            : table(list as never, columns),
+        ),
+      );
+    });
+
+  connections.command('show <name>').action(async (name: string) => {
+    const c = ctx();
+    const conn = await (await c.api()).get<ConnectionView>(
+      `/api/v1/connections/${encodeURIComponent(name)}`,
+    );
+    c.out.data(conn, () => c.out.line(table([conn as never], columns)));
+  });
+
+  connections.command('delete <name>').action(async (name: string) => {
+    const c = ctx();
+    const result = await (await c.api()).delete<{ deleted: string }>(
+      `/api/v1/connections/${encodeURIComponent(name)}`,
+    );
+    c.out.data(result, () => c.out.line(`Connection ${name} deleted.`));
+  });
+}
+
+export function parsePort(value: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65535)
+    throw new HoopError('USAGE', `"${value}" is not a port number`);
+  return port;
+}

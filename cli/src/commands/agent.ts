@@ -1,0 +1,44 @@
+/** `hoop agent start`: the agent in the foreground (HOOP_BROKER_URL, HOOP_AGENT_TOKEN). */
+
+import { Agent } from '@hoop/agent';
+import { HoopError } from '@hoop/shared';
+import type { Command } from 'commander';
+import type { CommandContext } from '../context.js';
+import { untilSignal } from '../signals.js';
+
+export function agentCommand(program: Command, ctx: () => CommandContext): void {
+  const agent = program.command('agent').description('run an agent next to your targets');
+  agent
+    .command('start')
+    .description('connect to the broker and serve sessions (HOOP_BROKER_URL, HOOP_AGENT_TOKEN)')
+    .action(async () => {
+      const c = ctx();
+      const brokerUrl = c.env['HOOP_BROKER_URL'];
+      const token = c.env['HOOP_AGENT_TOKEN'];
+      if (!brokerUrl)
+        throw new HoopError('USAGE', 'HOOP_BROKER_URL is not set', {
+          hint: 'Set it to the broker URL, e.g. http://127.0.0.1:8009.',
+        });
+      if (!token) {
+        throw new HoopError('USAGE', 'HOOP_AGENT_TOKEN is not set', {
+          hint: 'Create an agent with `hoop admin agents create NAME` and set HOOP_AGENT_TOKEN to its token.',
+        });
+      }
+      const logger = c.serviceLogger.child({ component: 'agent' });
+      const instance = new Agent({ brokerUrl, token, logger, env: c.env });
+      instance.on('state', (state, error) => {
+        const event = {
+          event: 'state',
+          state,
+          ...(error === undefined ? {} : { error: error.toJSON() }),
+        };
+        if (c.out.json) process.stdout.write(`${JSON.stringify(event)}\n`);
+        else if (state === 'connected') c.out.line(`hoop agent connected to ${brokerUrl}`);
+        else if (state === 'waiting' && error !== undefined)
+          c.out.progress(`hoop agent: ${error.message}; retrying…`);
+      });
+      instance.start();
+      await untilSignal();
+      await instance.stop();
+    });
+}

@@ -1,0 +1,45 @@
+/** `hoop broker start`: the broker in the foreground (HOOP_LISTEN, HOOP_DATA_DIR, …). */
+
+import { brokerConfigFromEnv, startBroker } from '@hoop/broker';
+import type { Command } from 'commander';
+import type { CommandContext } from '../context.js';
+import { untilSignal } from '../signals.js';
+
+export function brokerCommand(program: Command, ctx: () => CommandContext): void {
+  const broker = program.command('broker').description('run the broker');
+  broker
+    .command('start')
+    .description(
+      'start the broker (configured by HOOP_LISTEN, HOOP_DATA_DIR, HOOP_DATABASE_URL, HOOP_MASTER_KEY, HOOP_ADMIN_TOKEN)',
+    )
+    .option('--listen <host:port>', 'address to listen on (HOOP_LISTEN, default 127.0.0.1:8009)')
+    .option('--data-dir <dir>', 'data directory (HOOP_DATA_DIR, default ~/.hoop/data)')
+    .action(async (opts: { listen?: string; dataDir?: string }) => {
+      const c = ctx();
+      const input = brokerConfigFromEnv(c.env as NodeJS.ProcessEnv);
+      if (opts.listen !== undefined) input.listen = opts.listen;
+      if (opts.dataDir !== undefined) input.dataDir = opts.dataDir;
+      const logger = c.serviceLogger.child({ component: 'broker' });
+      const broker = await startBroker(input, { logger });
+      c.out.data(
+        {
+          url: broker.url,
+          dataDir: broker.config.dataDir,
+          adminTokenFile: broker.adminTokenFile ?? null,
+        },
+        () => {
+          c.out.line(
+            `hoop broker listening on ${broker.url} (store: ${broker.config.databaseUrl === undefined ? `embedded, ${broker.config.dataDir}` : 'PostgreSQL'})`,
+          );
+          if (broker.adminTokenFile !== undefined) {
+            c.out.line(`Admin token written to ${broker.adminTokenFile} (mode 0600). Log in with:`);
+            c.out.line(
+              `  hoop login --broker ${broker.url} --token "$(cat ${broker.adminTokenFile})"`,
+            );
+          }
+        },
+      );
+      await untilSignal();
+      await broker.close();
+    });
+}

@@ -1,0 +1,91 @@
+/**
+ * `hoop connect NAME [--port N]`: checks that the connection exists and its agent is online,
+ * opens the tunnel, and serves local clients on 127.0.0.1:PORT until Ctrl-C.
+ */
+
+import { type ConnectionType, HoopError } from '@hoop/shared';
+import type { Command } from 'commander';
+import { ConnectListener } from '../connect/listener.js';
+import { TunnelClient } from '../connect/tunnel-client.js';
+import type { CommandContext } from '../context.js';
+import { untilSignal } from '../signals.js';
+import { parsePort } from './admin-connections.js';
+
+interface ConnectionView {
+  name: string;
+  type: ConnectionType;
+  agent: string;
+  agentOnline: boolean;
+  database: string;
+}
+
+export const DEFAULT_CONNECT_PORT = 5433;
+
+export function connectCommand(program: Command, ctx: () => CommandContext): void {
+  program
+    .command('connect <connection>')
+    .description('serve a connection on a local port for your usual client (psql, …)')
+    .option(
+      '--port <port>',
+      'local port (0 picks a free one)',
+      (v) => parsePort(v),
+      DEFAULT_CONNECT_PORT,
+    )
+    .option('--host <host>', 'local address to listen on', '127.0.0.1')
+    .action(async (name: string, opts: { port: number; host: string }) => {
+      const c = ctx();
+      const { brokerUrl, token } = await c.broker();
+      const api = await c.api();
+      const conn = await api.get<ConnectionView>(`/api/v1/connections/${encodeURIComponent(name)}`);
+      if (!conn.agentOnline) {
+        throw new HoopError(
+          'AGENT_OFFLINE',
+          `agent ${conn.agent} of connection ${name} is not connected to the broker`,
+        );
+      }
+      const tunnel = new TunnelClient({ brokerUrl, token, logger: c.logger });
+      await tunnel.ready();
+      const listener = new ConnectListener({
+        connection: name,
+        type: conn.type,
+        host: opts.host,
+        port: opts.port,
+        tunnel,
+        logger: c.logger,
+        onRefused: (error) => {
+          if (c.out.json)
+            process.stderr.write(
+              `${JSON.stringify({ event: 'refused', error: error.toJSON() })}\n`,
+            );
+          else
+            process.stderr.write(
+              `hoop: a client connection was refused: ${error.message} (${error.code})\n`,
+            );
+        },
+      });
+      let address: { address: string; port: number };
+      try {
+        address = await listener.listen();
+      } catch (err) {
+        tunnel.close();
+        throw err;
+      }
+      const host = address.address.includes(':') ? `[${address.address}]` : address.address;
+      const url = `postgresql://${host}:${address.port}/${encodeURIComponent(conn.database)}?sslmode=disable`;
+      c.out.data(
+        { connection: name, type: conn.type, host: address.address, port: address.port, url },
+        () => {
+          c.out.line(
+            `✔ ${name} (${conn.type} via agent ${conn.agent}) is ready on ${host}:${address.port}`,
+          );
+          c.out.line(`  psql "${url}"`);
+          c.out.line(
+            '  Your client needs no password: access comes from your hoop login. Ctrl-C to stop.',
+          );
+        },
+      );
+      await untilSignal();
+      await listener.close();
+      tunnel.close();
+    });
+}

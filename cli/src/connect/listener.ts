@@ -1,0 +1,108 @@
+/**
+ * `hoop connect`'s local listener: each accepted TCP connection becomes one tunnel stream to the
+ * connection's agent. When the stream cannot open (agent offline, broker down, …) the local
+ * client is told in its own protocol (for Postgres, an ErrorResponse psql prints), and the
+ * listener keeps serving.
+ *
+ * Lifecycle: idle → listening → closed.
+ */
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { pipeline } from 'node:stream';
+import { refuseClient } from '@hoop/agent';
+import { type ConnectionType, HoopError, type Logger, toHoopError } from '@hoop/shared';
+import type { TunnelClient } from './tunnel-client.js';
+
+export const ListenerState = { idle: 'idle', listening: 'listening', closed: 'closed' } as const;
+export type ListenerState = (typeof ListenerState)[keyof typeof ListenerState];
+
+export interface ListenerOptions {
+  readonly connection: string;
+  readonly type: ConnectionType;
+  readonly host: string;
+  readonly port: number;
+  readonly tunnel: TunnelClient;
+  readonly logger: Logger;
+  /** Called for every failed open, for the person watching the terminal. */
+  readonly onRefused?: (error: HoopError) => void;
+}
+
+export class ConnectListener {
+  private stateValue: ListenerState = ListenerState.idle;
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  opened = 0;
+
+  constructor(private readonly options: ListenerOptions) {}
+
+  get state(): ListenerState {
+    return this.stateValue;
+  }
+
+  get activeConnections(): number {
+    return this.sockets.size;
+  }
+
+  async listen(): Promise<AddressInfo> {
+    if (this.stateValue !== ListenerState.idle)
+      throw new HoopError('INTERNAL', `listener is ${this.stateValue}`);
+    const server = createServer({ noDelay: true, pauseOnConnect: true }, (socket) =>
+      this.accept(socket),
+    );
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        reject(
+          err.code === 'EADDRINUSE'
+            ? new HoopError(
+                'USAGE',
+                `port ${this.options.port} on ${this.options.host} is already in use`,
+                {
+                  hint: 'Pick another local port with --port N (or --port 0 for any free one).',
+                },
+              )
+            : toHoopError(err),
+        );
+      });
+      server.listen(this.options.port, this.options.host, () => resolve());
+    });
+    this.stateValue = ListenerState.listening;
+    return server.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    if (this.stateValue === ListenerState.closed) return;
+    this.stateValue = ListenerState.closed;
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) =>
+      this.server ? this.server.close(() => resolve()) : resolve(),
+    );
+  }
+
+  private accept(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => {});
+    const client = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.options.tunnel
+      .open({ t: 'open', connection: this.options.connection, client })
+      .then(({ stream, session }) => {
+        this.opened++;
+        this.options.logger.debug('stream open', { session, client });
+        stream.on('error', () => {});
+        if (socket.destroyed) {
+          stream.destroy();
+          return;
+        }
+        pipeline(socket, stream, socket, () => {
+          if (!stream.destroyed) stream.destroy();
+        });
+        socket.resume();
+      })
+      .catch((err: unknown) => {
+        const error = toHoopError(err);
+        this.options.onRefused?.(error);
+        socket.resume();
+        refuseClient(this.options.type, socket, error).finally(() => socket.destroy());
+      });
+  }
+}
