@@ -1,0 +1,43 @@
+/**
+ * What every store operation works with: the database, the master key, the clock and the logger,
+ * plus the one wrapper (`guard`) through which driver errors leave the store.
+ */
+import type { Clock, HoopError, Logger } from '@hoop/shared';
+import type { Db } from './database.js';
+import { driverErrorInfo, internalDbError } from './db-errors.js';
+
+export interface StoreContext {
+  readonly db: Db;
+  /** 32-byte AES-256-GCM key for connection secrets. */
+  readonly masterKey: Buffer;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+/** The clock's current time, as the Date drizzle writes to `timestamp with time zone`. */
+export function nowOf(ctx: StoreContext): Date {
+  return new Date(ctx.clock.now());
+}
+
+/**
+ * Runs one store operation; a HoopError passes through, any other error (a driver's) becomes
+ * an INTERNAL HoopError naming the operation, without query parameters.
+ */
+export async function guard<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw internalDbError(operation, err);
+  }
+}
+
+/** Whether `err` is the database refusing a statement with this SQLSTATE. */
+export function isViolation(err: unknown, sqlState: string): boolean {
+  return driverErrorInfo(err).code === sqlState;
+}
+
+/** Rethrows `err` as `mapped` when it is a `sqlState` violation, else as it is. */
+export function mapViolation(err: unknown, sqlState: string, mapped: () => HoopError): never {
+  if (isViolation(err, sqlState)) throw mapped();
+  throw err;
+}

@@ -1,0 +1,146 @@
+/**
+ * Sessions: one row per stream a client opened through the broker, from `open` to `closed` or
+ * `failed`. Rows outlive their connection (the name is kept), their user and their agent.
+ */
+import { randomUUID } from 'node:crypto';
+import { HoopError } from '@hoop/shared';
+import { and, desc, eq } from 'drizzle-orm';
+import { connectionNotFound } from './connections.js';
+import { guard, mapViolation, nowOf, type StoreContext } from './context.js';
+import { SqlState } from './db-errors.js';
+import { type SessionInfo, toSessionInfo } from './records.js';
+import { type SessionStatus, sessions } from './schema.js';
+import { validateByteCount, validateText } from './validation.js';
+
+/** Error code given to sessions a broker restart left open. */
+export const BROKER_RESTARTED = 'BROKER_RESTARTED';
+
+export const SESSION_LIST_DEFAULT_LIMIT = 100;
+export const SESSION_LIST_MAX_LIMIT = 1000;
+
+export interface CreateSessionInput {
+  connectionId: string | null;
+  connectionName: string;
+  userId?: string | null | undefined;
+  agentId?: string | null | undefined;
+  /** What the client said it is (e.g. `psql`, `hoop-cli/0.1.0`). */
+  client?: string | null | undefined;
+}
+
+export interface EndSessionInput {
+  status: 'closed' | 'failed';
+  errorCode?: string | null | undefined;
+  bytesUp: number;
+  bytesDown: number;
+}
+
+export interface ListSessionsOptions {
+  /** 1 to SESSION_LIST_MAX_LIMIT; default SESSION_LIST_DEFAULT_LIMIT. Newest first. */
+  limit?: number | undefined;
+  status?: SessionStatus | undefined;
+}
+
+export async function createSession(
+  ctx: StoreContext,
+  input: CreateSessionInput,
+): Promise<SessionInfo> {
+  const connectionName = validateText('connection name', input.connectionName);
+  const client =
+    input.client === undefined || input.client === null
+      ? null
+      : validateText('client', input.client);
+  return guard('create session', async () => {
+    try {
+      const [row] = await ctx.db
+        .insert(sessions)
+        .values({
+          id: randomUUID(),
+          connectionId: input.connectionId,
+          connectionName,
+          userId: input.userId ?? null,
+          agentId: input.agentId ?? null,
+          status: 'open',
+          startedAt: nowOf(ctx),
+          client,
+        })
+        .returning();
+      return toSessionInfo(row!);
+    } catch (err) {
+      mapViolation(err, SqlState.foreignKeyViolation, () => connectionNotFound(connectionName));
+    }
+  });
+}
+
+export async function endSession(
+  ctx: StoreContext,
+  id: string,
+  end: EndSessionInput,
+): Promise<SessionInfo> {
+  if (end.status !== 'closed' && end.status !== 'failed') {
+    throw new HoopError(
+      'INVALID_REQUEST',
+      `Invalid session status "${String(end.status).slice(0, 40)}": expected closed or failed.`,
+    );
+  }
+  const bytesUp = validateByteCount('bytesUp', end.bytesUp);
+  const bytesDown = validateByteCount('bytesDown', end.bytesDown);
+  const errorCode =
+    end.errorCode === undefined || end.errorCode === null
+      ? null
+      : validateText('error code', end.errorCode);
+  return guard('end session', async () => {
+    const [ended] = await ctx.db
+      .update(sessions)
+      .set({ status: end.status, errorCode, endedAt: nowOf(ctx), bytesUp, bytesDown })
+      .where(and(eq(sessions.id, id), eq(sessions.status, 'open')))
+      .returning();
+    if (ended !== undefined) return toSessionInfo(ended);
+    return getSession(ctx, id);
+  });
+}
+
+export async function listSessions(
+  ctx: StoreContext,
+  options: ListSessionsOptions,
+): Promise<SessionInfo[]> {
+  const limit = options.limit ?? SESSION_LIST_DEFAULT_LIMIT;
+  if (!Number.isInteger(limit) || limit < 1 || limit > SESSION_LIST_MAX_LIMIT) {
+    throw new HoopError(
+      'INVALID_REQUEST',
+      `Invalid limit ${String(limit)}: expected an integer from 1 to ${SESSION_LIST_MAX_LIMIT}.`,
+    );
+  }
+  return guard('list sessions', async () => {
+    const rows = await ctx.db
+      .select()
+      .from(sessions)
+      .where(options.status === undefined ? undefined : eq(sessions.status, options.status))
+      .orderBy(desc(sessions.startedAt), desc(sessions.id))
+      .limit(limit);
+    return rows.map(toSessionInfo);
+  });
+}
+
+export async function getSession(ctx: StoreContext, id: string): Promise<SessionInfo> {
+  return guard('get session', async () => {
+    const [row] = await ctx.db.select().from(sessions).where(eq(sessions.id, id)).limit(1);
+    if (row === undefined) throw new HoopError('NOT_FOUND', `No session with id "${id}".`);
+    return toSessionInfo(row);
+  });
+}
+
+export async function failOpenSessions(ctx: StoreContext): Promise<number> {
+  return guard('fail open sessions', async () => {
+    const failed = await ctx.db
+      .update(sessions)
+      .set({ status: 'failed', errorCode: BROKER_RESTARTED, endedAt: nowOf(ctx) })
+      .where(eq(sessions.status, 'open'))
+      .returning({ id: sessions.id });
+    if (failed.length > 0) {
+      ctx.logger.warn('marked sessions left open by a previous broker as failed', {
+        count: failed.length,
+      });
+    }
+    return failed.length;
+  });
+}
