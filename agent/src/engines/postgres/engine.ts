@@ -1,0 +1,109 @@
+/**
+ * The Postgres engine (v0). For each client connection it plays the server to the client (no
+ * password asked: the client never holds the target's credential), logs in to the target itself
+ * with the connection's credential (trust, cleartext, MD5, SCRAM-SHA-256; TLS when the
+ * connection asks), then relays bytes both ways. Cancel keys are swapped for agent-made ones and
+ * kept in an engine-wide table, so a CancelRequest arriving as its own session reaches the right
+ * target backend.
+ *
+ *   client ──startup──► engine ──dial, startup, auth──► target
+ *   client ◄─AuthenticationOk, ParameterStatus…, agent BackendKeyData, ReadyForQuery── engine
+ *   client ◄════════════════ raw relay with backpressure ═══════════════► target
+ */
+import type { ConnectionOptions } from 'node:tls';
+import { type Clock, HoopError, type Logger, silentLogger, systemClock } from '@hoop/shared';
+import type { Engine, EngineSession } from '../engine.js';
+import { CancelTable } from './cancel.js';
+import { DEFAULT_MAX_SCRAM_ITERATIONS } from './scram.js';
+import { PostgresSession, type SessionContext } from './session.js';
+
+export interface PostgresEngineOptions {
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+  /** TCP connect (and TLS negotiation) timeout to the target. Default 10 s. */
+  readonly connectTimeoutMs?: number;
+  /** Whole handshake: client startup, dial, target auth, ReadyForQuery. Default 30 s. */
+  readonly handshakeTimeoutMs?: number;
+  /** Largest client startup packet (postgres itself allows 10000 bytes). Default 10 KiB. */
+  readonly maxStartupBytes?: number;
+  /** Largest single message read during the handshake. Default 1 MiB. */
+  readonly maxHandshakeMessageBytes?: number;
+  /** How long a closing side may take to flush before it is destroyed. Default 5 s. */
+  readonly closeGraceMs?: number;
+  /** Live cancel keys across sessions; beyond it sessions work without cancel. Default 100000. */
+  readonly maxCancelKeys?: number;
+  /** Largest SCRAM iteration count a target may demand. Default 1000000. */
+  readonly maxScramIterations?: number;
+  /**
+   * TLS to targets. By default the certificate is verified for `require` and not for `prefer`;
+   * `ca` adds trusted roots.
+   */
+  readonly targetTls?: Pick<ConnectionOptions, 'ca' | 'rejectUnauthorized'>;
+}
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  const resolved = value ?? fallback;
+  if (!Number.isSafeInteger(resolved) || resolved <= 0) {
+    throw new HoopError('USAGE', `postgres engine option ${name} must be a positive integer`);
+  }
+  return resolved;
+}
+
+export class PostgresEngine implements Engine {
+  readonly type = 'postgres' as const;
+  private readonly logger: Logger;
+  private readonly context: SessionContext;
+  private readonly cancelTable: CancelTable;
+
+  constructor(options: PostgresEngineOptions = {}) {
+    this.logger = options.logger ?? silentLogger;
+    const maxStartupBytes = positiveInteger('maxStartupBytes', options.maxStartupBytes, 10 * 1024);
+    if (maxStartupBytes < 8) {
+      throw new HoopError('USAGE', 'postgres engine option maxStartupBytes must be at least 8');
+    }
+    this.cancelTable = new CancelTable({
+      maxEntries: positiveInteger('maxCancelKeys', options.maxCancelKeys, 100_000),
+    });
+    this.context = {
+      clock: options.clock ?? systemClock,
+      cancelTable: this.cancelTable,
+      maxStartupBytes,
+      maxHandshakeMessageBytes: positiveInteger(
+        'maxHandshakeMessageBytes',
+        options.maxHandshakeMessageBytes,
+        1024 * 1024,
+      ),
+      connectTimeoutMs: positiveInteger('connectTimeoutMs', options.connectTimeoutMs, 10_000),
+      handshakeTimeoutMs: positiveInteger('handshakeTimeoutMs', options.handshakeTimeoutMs, 30_000),
+      closeGraceMs: positiveInteger('closeGraceMs', options.closeGraceMs, 5_000),
+      maxScramIterations: positiveInteger(
+        'maxScramIterations',
+        options.maxScramIterations,
+        DEFAULT_MAX_SCRAM_ITERATIONS,
+      ),
+      tlsOptions: options.targetTls,
+    };
+  }
+
+  /** Number of sessions whose queries can currently be cancelled. */
+  get cancelKeys(): number {
+    return this.cancelTable.size;
+  }
+
+  serve(session: EngineSession): Promise<void> {
+    if (session.target.type !== 'postgres') {
+      return Promise.reject(
+        new HoopError(
+          'UNSUPPORTED_CONNECTION_TYPE',
+          `the postgres engine cannot serve a ${session.target.type} connection`,
+        ),
+      );
+    }
+    return new PostgresSession(this.context, session).run();
+  }
+
+  async close(): Promise<void> {
+    this.logger.debug('postgres engine closing', { cancelKeys: this.cancelTable.size });
+    this.cancelTable.clear();
+  }
+}

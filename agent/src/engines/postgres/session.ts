@@ -1,0 +1,341 @@
+/**
+ * One client connection through the Postgres engine, as a named-state machine:
+ *
+ *   startup ─► dialing ─► authenticating ─► starting ─► relaying ─► closed
+ *      └────► cancelling ─► closed          (any state ─► closed on failure)
+ *
+ * startup: SSL/GSSENC refused, then StartupMessage or CancelRequest from the client.
+ * dialing / authenticating: the agent's own connection and login to the target.
+ * starting: AuthenticationOk to the client, then the target's ParameterStatus… ReadyForQuery,
+ *   with BackendKeyData swapped for an agent key registered in the cancel table.
+ * relaying: raw bytes both ways until either side closes.
+ */
+import type { Socket } from 'node:net';
+import { type Clock, HoopError, type Logger, type TimerHandle, toHoopError } from '@hoop/shared';
+import type { EngineSession } from '../engine.js';
+import { authenticateToTarget, targetRefusal } from './auth.js';
+import { type CancelKey, type CancelTable, sendCancel } from './cancel.js';
+import { type DialOptions, dialTarget } from './dial.js';
+import { PgFailure, PostgresEngineError, protocolError, responseFor } from './errors.js';
+import { BackendCode, SqlState } from './messages.js';
+import { PacketReader } from './reader.js';
+import { relay } from './relay.js';
+import { StreamSource } from './source.js';
+import { type ClientHello, readClientStartup, targetStartupParameters } from './startup.js';
+import {
+  authenticationOk,
+  backendKeyData,
+  encodeMessage,
+  errorResponse,
+  negotiateProtocolVersion,
+  startupMessage,
+} from './writer.js';
+
+/** Resolved engine limits and collaborators shared by every session. */
+export interface SessionContext {
+  readonly clock: Clock;
+  readonly cancelTable: CancelTable;
+  readonly maxStartupBytes: number;
+  readonly maxHandshakeMessageBytes: number;
+  readonly connectTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
+  readonly closeGraceMs: number;
+  readonly maxScramIterations: number;
+  readonly tlsOptions: DialOptions['tlsOptions'];
+}
+
+export const SessionState = {
+  startup: 'startup',
+  cancelling: 'cancelling',
+  dialing: 'dialing',
+  authenticating: 'authenticating',
+  starting: 'starting',
+  relaying: 'relaying',
+  closed: 'closed',
+} as const;
+export type SessionState = (typeof SessionState)[keyof typeof SessionState];
+
+const transitions: Record<SessionState, readonly SessionState[]> = {
+  startup: ['cancelling', 'dialing', 'closed'],
+  cancelling: ['closed'],
+  dialing: ['authenticating', 'closed'],
+  authenticating: ['starting', 'closed'],
+  starting: ['relaying', 'closed'],
+  relaying: ['closed'],
+  closed: [],
+};
+
+export class PostgresSession {
+  private readonly ctx: SessionContext;
+  private readonly session: EngineSession;
+  private readonly logger: Logger;
+  private readonly handshake = new AbortController();
+  private handshakeTimer: TimerHandle | undefined;
+  private stateValue: SessionState = SessionState.startup;
+  private target: Socket | undefined;
+  private cancelKey: CancelKey | undefined;
+
+  constructor(ctx: SessionContext, session: EngineSession) {
+    this.ctx = ctx;
+    this.session = session;
+    this.logger = session.logger.child({ engine: 'postgres', sessionId: session.sessionId });
+  }
+
+  get state(): SessionState {
+    return this.stateValue;
+  }
+
+  /** Serves the session; rejects only with a HoopError after telling the client. */
+  async run(): Promise<void> {
+    const onAbort = (): void => this.handshake.abort(this.session.signal.reason);
+    this.session.signal.addEventListener('abort', onAbort);
+    if (this.session.signal.aborted) onAbort();
+    this.handshakeTimer = this.ctx.clock.setTimeout(
+      () => this.handshake.abort(this.timeoutError()),
+      this.ctx.handshakeTimeoutMs,
+    );
+    try {
+      await this.serve();
+    } catch (err) {
+      await this.fail(err);
+    } finally {
+      this.stopHandshakeTimer();
+      this.session.signal.removeEventListener('abort', onAbort);
+      if (this.cancelKey !== undefined) this.ctx.cancelTable.remove(this.cancelKey);
+      this.target?.destroy();
+      if (this.stateValue !== SessionState.closed) this.transition(SessionState.closed);
+    }
+  }
+
+  private stopHandshakeTimer(): void {
+    if (this.handshakeTimer !== undefined) this.ctx.clock.clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = undefined;
+  }
+
+  private transition(to: SessionState): void {
+    if (!transitions[this.stateValue].includes(to)) {
+      throw new HoopError(
+        'INTERNAL',
+        `postgres session: illegal transition ${this.stateValue} → ${to}`,
+      );
+    }
+    this.logger.debug('postgres session state', { from: this.stateValue, to });
+    this.stateValue = to;
+  }
+
+  private async serve(): Promise<void> {
+    const { client } = this.session;
+    const clientSource = new StreamSource(
+      client,
+      new PacketReader({
+        side: 'client',
+        maxStartupBytes: this.ctx.maxStartupBytes,
+        maxMessageBytes: this.ctx.maxHandshakeMessageBytes,
+      }),
+      'client',
+      this.handshake.signal,
+    );
+    const hello = await readClientStartup(clientSource, client);
+    if (hello === undefined) {
+      this.logger.debug('client closed before starting a session');
+      clientSource.detach();
+      await endStream(client, this.ctx.clock, this.ctx.closeGraceMs);
+      return;
+    }
+    if (hello.kind === 'cancel') {
+      clientSource.detach();
+      await this.cancel(hello);
+      return;
+    }
+    this.transition(SessionState.dialing);
+    const { target: conn, leftover } = await this.connect(hello);
+    this.stopHandshakeTimer();
+    this.transition(SessionState.relaying);
+    const early = clientSource.detach();
+    if (leftover.length > 0) client.write(leftover);
+    if (early.length > 0) conn.write(early);
+    await relay(client, conn, {
+      signal: this.session.signal,
+      clock: this.ctx.clock,
+      closeGraceMs: this.ctx.closeGraceMs,
+      logger: this.logger,
+    });
+    this.logger.debug('postgres session ended');
+  }
+
+  /** Dials, authenticates and relays the target's startup messages; returns unread target bytes. */
+  private async connect(
+    hello: Extract<ClientHello, { kind: 'startup' }>,
+  ): Promise<{ target: Socket; leftover: Buffer }> {
+    const { target } = this.session;
+    const { socket, encrypted } = await dialTarget({
+      host: target.host,
+      port: target.port,
+      tls: target.tls,
+      connectTimeoutMs: this.ctx.connectTimeoutMs,
+      tlsOptions: this.ctx.tlsOptions,
+      clock: this.ctx.clock,
+      signal: this.handshake.signal,
+    });
+    this.target = socket;
+    this.transition(SessionState.authenticating);
+    const targetSource = new StreamSource(
+      socket,
+      new PacketReader({
+        side: 'target',
+        maxStartupBytes: this.ctx.maxStartupBytes,
+        maxMessageBytes: this.ctx.maxHandshakeMessageBytes,
+      }),
+      'target',
+      this.handshake.signal,
+    );
+    socket.write(startupMessage(targetStartupParameters(target, hello.forwarded)));
+    const method = await authenticateToTarget(targetSource, socket, {
+      user: target.user,
+      password: this.session.credential.password,
+      logger: this.logger,
+      maxScramIterations: this.ctx.maxScramIterations,
+    });
+    this.logger.info('authenticated to postgres target', {
+      target: `${target.host}:${target.port}`,
+      method,
+      encrypted,
+    });
+    this.transition(SessionState.starting);
+    const { client } = this.session;
+    if (hello.minorVersion > 0 || hello.protocolOptions.length > 0) {
+      client.write(negotiateProtocolVersion(0, hello.protocolOptions));
+    }
+    client.write(authenticationOk());
+    for (;;) {
+      const message = await targetSource.message();
+      switch (message.code) {
+        case BackendCode.backendKeyData:
+          this.swapBackendKey(message.body);
+          break;
+        case BackendCode.errorResponse:
+          throw targetRefusal(message.body, 'startup');
+        case BackendCode.readyForQuery:
+          client.write(encodeMessage(message.code, message.body));
+          return { target: socket, leftover: targetSource.detach() };
+        default:
+          client.write(encodeMessage(message.code, message.body));
+      }
+    }
+  }
+
+  /** Records the target's key under a fresh agent key and gives the client the agent key. */
+  private swapBackendKey(body: Buffer): void {
+    if (body.length < 8) {
+      throw protocolError('target', PgFailure.malformed, 'BackendKeyData shorter than 8 bytes');
+    }
+    if (this.cancelKey !== undefined) return;
+    const { target } = this.session;
+    const key = this.ctx.cancelTable.register({
+      host: target.host,
+      port: target.port,
+      tls: target.tls,
+      processId: body.readInt32BE(0),
+      secretKey: Buffer.from(body.subarray(4)),
+    });
+    if (key === undefined) {
+      this.logger.warn('cancel table is full: this session cannot cancel queries');
+      return;
+    }
+    this.cancelKey = key;
+    this.session.client.write(backendKeyData(key.processId, key.secretKey));
+  }
+
+  private async cancel(hello: Extract<ClientHello, { kind: 'cancel' }>): Promise<void> {
+    this.transition(SessionState.cancelling);
+    await endStream(this.session.client, this.ctx.clock, this.ctx.closeGraceMs);
+    const entry = this.ctx.cancelTable.lookup(hello.processId, hello.secretKey);
+    if (entry === undefined) {
+      this.logger.info('cancel request with an unknown key ignored');
+      return;
+    }
+    try {
+      await sendCancel(entry, {
+        connectTimeoutMs: this.ctx.connectTimeoutMs,
+        tlsOptions: this.ctx.tlsOptions,
+        clock: this.ctx.clock,
+        signal: this.session.signal,
+      });
+      this.logger.info('cancel request forwarded to the target', {
+        target: `${entry.host}:${entry.port}`,
+      });
+    } catch (err) {
+      // Postgres never answers a CancelRequest, so there is no one to tell: log it.
+      this.logger.warn('could not forward a cancel request', { error: toHoopError(err) });
+    }
+  }
+
+  private timeoutError(): PostgresEngineError {
+    const ms = this.ctx.handshakeTimeoutMs;
+    if (this.stateValue === SessionState.startup) {
+      return protocolError('client', PgFailure.timeout, `no startup message within ${ms} ms`);
+    }
+    const { host, port } = this.session.target;
+    return new PostgresEngineError(
+      'TARGET_UNREACHABLE',
+      PgFailure.timeout,
+      'target',
+      `target ${host}:${port} did not complete the session start within ${ms} ms`,
+      {
+        response: {
+          severity: 'FATAL',
+          code: SqlState.sqlclientUnableToEstablishSqlconnection,
+          message: `hoop: could not reach target ${host}:${port}: no session within ${ms} ms`,
+        },
+      },
+    );
+  }
+
+  /** Tells the client (when it is still there), ends it, and rethrows as a HoopError. */
+  private async fail(err: unknown): Promise<void> {
+    const { client, signal } = this.session;
+    const clientGone =
+      err instanceof PostgresEngineError &&
+      err.side === 'client' &&
+      err.reason === PgFailure.closed;
+    if (!client.destroyed && !client.writableEnded && !clientGone) {
+      client.write(errorResponse(responseFor(err)));
+    }
+    this.target?.destroy();
+    await endStream(client, this.ctx.clock, this.ctx.closeGraceMs);
+    if (signal.aborted || clientGone) {
+      this.logger.debug('postgres session ended before it started', { error: toHoopError(err) });
+      return;
+    }
+    const error = toHoopError(err);
+    this.logger.warn('postgres session failed', { error, code: error.code });
+    throw error;
+  }
+}
+
+/**
+ * Ends `stream`, waits (bounded) until what was written is flushed, then destroys it: nothing
+ * more is read from a client whose session is over.
+ */
+function endStream(stream: EngineSession['client'], clock: Clock, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (stream.destroyed || stream.writableFinished) {
+      stream.destroy();
+      resolve();
+      return;
+    }
+    const done = (): void => {
+      clock.clearTimeout(timer);
+      stream.off('finish', done);
+      stream.off('close', done);
+      stream.off('error', done);
+      stream.destroy();
+      resolve();
+    };
+    const timer = clock.setTimeout(done, graceMs);
+    stream.once('finish', done);
+    stream.once('close', done);
+    stream.once('error', done);
+    stream.end();
+  });
+}
