@@ -1,0 +1,164 @@
+/**
+ * The hoop path, built from the real CLI exactly as a user would run it:
+ *
+ *   pgbench ──► hoop connect (127.0.0.1:PORT) ══ws══► broker ◄══ws══ agent ──► PostgreSQL
+ *
+ * broker (embedded store in a temp dir, port 0) → admin token from its file → agent created and
+ * started → connection created → `hoop connect --port 0`. Every process is a `Service`, so the
+ * caller's `Services.stopAll()` ends them whatever happens here.
+ */
+
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BenchError, BenchErrorCode } from './errors.js';
+import type { PgServer } from './postgres.js';
+import { type Env, jsonDocument, jsonLine, run, type Service, type Services } from './processes.js';
+
+const READY_TIMEOUT_MS = 60_000;
+const COMMAND_TIMEOUT_MS = 30_000;
+const NAME = 'bench';
+
+export interface HoopPath {
+  /** Local port of `hoop connect`. */
+  readonly port: number;
+  readonly broker: Service;
+  readonly agent: Service;
+  readonly connect: Service;
+}
+
+export interface HoopPathOptions {
+  readonly repoRoot: string;
+  /** Private scratch dir: broker data, HOME and the CLI config. */
+  readonly tmpDir: string;
+  readonly target: PgServer;
+  readonly database: string;
+  /** The bench's environment; HOOP_* variables in it are ignored. */
+  readonly env: Env;
+  readonly signal: AbortSignal;
+}
+
+interface BrokerReady {
+  url: string;
+  adminTokenFile: string | null;
+}
+
+interface StateEvent {
+  event: string;
+  state: string;
+}
+
+export async function startHoopPath(
+  services: Services,
+  options: HoopPathOptions,
+): Promise<HoopPath> {
+  const cli = join(options.repoRoot, 'cli', 'bin', 'hoop.js');
+  if (!existsSync(join(options.repoRoot, 'cli', 'dist', 'main.js'))) {
+    throw new BenchError(BenchErrorCode.notFound, 'hoop is not built: run `npm run build` first');
+  }
+  const hoop = (args: readonly string[]) => [cli, ...args];
+  const { signal } = options;
+  const baseEnv: Env = {
+    ...withoutHoopVariables(options.env),
+    HOME: options.tmpDir,
+    HOOP_CONFIG: join(options.tmpDir, 'config.json'),
+    HOOP_LOG_LEVEL: 'warn',
+  };
+
+  const broker = services.start(
+    'broker',
+    process.execPath,
+    hoop([
+      'broker',
+      'start',
+      '--listen',
+      '127.0.0.1:0',
+      '--data-dir',
+      join(options.tmpDir, 'broker'),
+      '--json',
+    ]),
+    baseEnv,
+  );
+  const ready = await broker.waitFor<BrokerReady>(
+    'its address',
+    jsonDocument,
+    READY_TIMEOUT_MS,
+    signal,
+  );
+  if (ready.adminTokenFile === null) {
+    throw new BenchError(BenchErrorCode.commandFailed, 'the broker wrote no admin token file');
+  }
+  const adminToken = (await readFile(ready.adminTokenFile, 'utf8')).trim();
+  const adminEnv: Env = { ...baseEnv, HOOP_BROKER_URL: ready.url, HOOP_TOKEN: adminToken };
+
+  const created = await hoopJson<{ name: string; token: string }>(
+    process.execPath,
+    hoop(['admin', 'agents', 'create', NAME, '--json']),
+    adminEnv,
+    signal,
+  );
+  const agent = services.start('agent', process.execPath, hoop(['agent', 'start', '--json']), {
+    ...baseEnv,
+    HOOP_BROKER_URL: ready.url,
+    HOOP_AGENT_TOKEN: created.token,
+  });
+  await agent.waitFor(
+    'a connection to the broker',
+    jsonLine<StateEvent>((e) => e.event === 'state' && e.state === 'connected'),
+    READY_TIMEOUT_MS,
+    signal,
+  );
+
+  const { target } = options;
+  await hoopJson(
+    process.execPath,
+    hoop([
+      ...['admin', 'connections', 'create', NAME, '--agent', NAME, '--type', 'postgres'],
+      ...['--host', target.host, '--port', String(target.port), '--user', target.user],
+      ...['--database', options.database, '--tls', 'disable', '--json'],
+    ]),
+    adminEnv,
+    signal,
+  );
+
+  const connect = services.start(
+    'connect',
+    process.execPath,
+    hoop(['connect', NAME, '--port', '0', '--json']),
+    adminEnv,
+  );
+  const listening = await connect.waitFor<{ port: number }>(
+    'its local port',
+    jsonDocument,
+    READY_TIMEOUT_MS,
+    signal,
+  );
+  return { port: listening.port, broker, agent, connect };
+}
+
+async function hoopJson<T>(
+  node: string,
+  args: readonly string[],
+  env: Env,
+  signal: AbortSignal,
+): Promise<T> {
+  const command = `hoop ${args.slice(1, 4).join(' ')}`;
+  const result = await run(node, args, { env, timeoutMs: COMMAND_TIMEOUT_MS, signal });
+  if (result.code !== 0) {
+    throw new BenchError(
+      BenchErrorCode.commandFailed,
+      `${command} failed (exit code ${result.code}): ${result.stderr.trim()}`,
+    );
+  }
+  // stdout may hold a token (agents create): parse it, never print it.
+  const value = jsonDocument<T>(result.stdout);
+  if (value === undefined) {
+    throw new BenchError(BenchErrorCode.commandFailed, `${command} printed no JSON document`);
+  }
+  return value;
+}
+
+/** The bench decides every HOOP_* setting itself (e.g. never a HOOP_DATABASE_URL from the shell). */
+function withoutHoopVariables(env: Env): Env {
+  return Object.fromEntries(Object.entries(env).filter(([key]) => !key.startsWith('HOOP_')));
+}
