@@ -19,6 +19,7 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
+import { initializePgliteDataDir } from './pglite-init.js';
 import * as schema from './schema.js';
 
 export type Schema = typeof schema;
@@ -95,6 +96,8 @@ async function openPglite(
     } else {
       location = join(dataDir, 'pglite');
       mkdirSync(location, { recursive: true, mode: 0o700 });
+      if (await initializePgliteDataDir(location))
+        logger.info('created the embedded store', { location });
       client = await PGlite.create(location);
     }
   } catch (err) {

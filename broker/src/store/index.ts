@@ -10,6 +10,7 @@ export {
   redactUrl,
   type Schema,
 } from './database.js';
+export { initializePgliteDataDir, isPgliteDataDir } from './pglite-init.js';
 export type {
   AgentInfo,
   AuthenticatedUser,

@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { initializePgliteDataDir } from '@hoop/broker';
 
 export interface DemoDatabase {
   readonly host: string;
@@ -96,6 +97,7 @@ export async function startDemoDatabase(options: {
 }): Promise<DemoDatabase> {
   const host = options.host ?? '127.0.0.1';
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+  await initializePgliteDataDir(options.dataDir);
   const db = await PGlite.create(options.dataDir);
   await db.exec(`
     create table if not exists customers (
