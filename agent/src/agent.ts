@@ -12,15 +12,19 @@ import {
   HoopError,
   type Logger,
   type OpenSessionMessage,
+  type Policy,
+  parsePolicy,
   resolveLimits,
   systemClock,
   type TimerHandle,
+  TUNNEL_STREAM,
   TunnelEndpoint,
   type TunnelLimits,
   type TunnelStream,
   toHoopError,
 } from '@hoop/shared';
 import WebSocket from 'ws';
+import { AuditSender } from './audit-sender.js';
 import { Backoff } from './backoff.js';
 import { resolveCredential } from './credentials.js';
 import { defaultEngines, type EngineRegistry } from './engines/registry.js';
@@ -92,6 +96,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private socket: WebSocket | undefined;
   private timer: TimerHandle | undefined;
   private readonly sessions = new Map<string, AbortController>();
+  readonly audit: AuditSender;
   lastError: HoopError | undefined;
 
   constructor(private readonly options: AgentOptions) {
@@ -101,6 +106,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.engines = options.engines ?? defaultEngines(options.logger);
     this.backoff = new Backoff(options.backoff ?? { baseMs: 250, capMs: 15_000 });
     this.url = tunnelUrl(options.brokerUrl, '/v1/agent');
+    this.audit = new AuditSender({ clock: this.clock, logger: options.logger });
   }
 
   get state(): AgentState {
@@ -150,6 +156,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.transition(AgentState.stopped);
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     for (const abort of this.sessions.values()) abort.abort();
+    this.audit.stop();
     this.endpoint?.close();
     this.socket?.terminate();
     await this.engines.close();
@@ -219,6 +226,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.endpoint = endpoint;
       endpoint.on('stream', (stream, message) => this.serve(stream, message));
       endpoint.on('close', (err) => {
+        this.audit.setChannel(undefined);
         for (const abort of this.sessions.values()) abort.abort();
         fail(err ?? new HoopError('TUNNEL_CLOSED', 'the broker closed the tunnel'));
       });
@@ -228,6 +236,13 @@ export class Agent extends EventEmitter<AgentEvents> {
           if (this.stateValue !== AgentState.connecting) return;
           this.backoff.reset();
           this.lastError = undefined;
+          this.audit.setChannel({
+            send: (events) => {
+              if (!endpoint.isOpen) return false;
+              endpoint.sendControl(TUNNEL_STREAM, { t: 'audit', events });
+              return true;
+            },
+          });
           log.info('connected to broker', { url: this.options.brokerUrl });
           this.transition(AgentState.connected);
         })
@@ -243,8 +258,17 @@ export class Agent extends EventEmitter<AgentEvents> {
     });
     let engine: ReturnType<EngineRegistry['get']>;
     let credential: ReturnType<typeof resolveCredential>;
+    let policy: Policy;
     try {
       engine = this.engines.get(message.target.type);
+      try {
+        policy = parsePolicy(message.policy ?? {});
+      } catch (err) {
+        throw new HoopError(
+          'POLICY_UNENFORCEABLE',
+          `this agent cannot enforce the policy of ${message.target.name}: ${(err as Error).message}`,
+        );
+      }
       credential = resolveCredential(message.target.credential, this.options.env ?? {});
     } catch (err) {
       const error = toHoopError(err);
@@ -266,6 +290,8 @@ export class Agent extends EventEmitter<AgentEvents> {
         client: stream,
         logger: log,
         signal: abort.signal,
+        policy,
+        audit: (event) => this.audit.push(event),
       })
       .then(
         () => log.info('session ended'),

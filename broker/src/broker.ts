@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import { type Clock, HoopError, type Logger, systemClock, toHoopError } from '@hoop/shared';
 import { WebSocketServer } from 'ws';
 import { agentRoutes } from './api/agents.js';
-import { connectionRoutes } from './api/connections.js';
+import { connectionRoutes, policyRoutes } from './api/connections.js';
 import type { ApiDeps } from './api/context.js';
 import { sessionRoutes } from './api/sessions.js';
 import { systemRoutes } from './api/system.js';
@@ -92,6 +92,7 @@ export async function startBroker(
   systemRoutes(router, deps);
   agentRoutes(router, deps);
   connectionRoutes(router, deps);
+  policyRoutes(router, deps);
   sessionRoutes(router, deps);
 
   const server = createServer((req, res) => {

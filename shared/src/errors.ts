@@ -116,6 +116,13 @@ export const ErrorCodes = {
     ws: 4400,
     hint: 'Supported connection types: postgres.',
   },
+  // policy
+  POLICY_UNENFORCEABLE: {
+    http: 422,
+    exit: ExitCode.failure,
+    ws: 4422,
+    hint: "The agent cannot enforce this connection's policy, so it refused the session; fix the policy or upgrade the agent.",
+  },
   // tunnel protocol
   PROTOCOL_VERSION: {
     http: 400,

@@ -27,6 +27,23 @@ export {
   redact,
   silentLogger,
 } from './logger.js';
+export type { AuditEvent, AuditSink, MaskingSummary } from './policy/audit.js';
+export {
+  type ColumnMask,
+  type DetectorName,
+  defaultPolicy,
+  detectorNames,
+  type GuardrailDeny,
+  type GuardrailRuleName,
+  guardrailRules,
+  type MaskStrategy,
+  maskStrategies,
+  type Policy,
+  parsePolicy,
+  policyInspectsContent,
+  type StatementKind,
+  statementKinds,
+} from './policy/document.js';
 export {
   type CloseMessage,
   ConnectionState,

@@ -5,7 +5,7 @@
  * credential, and relays. It never lets the target's credential reach the client.
  */
 import type { Duplex } from 'node:stream';
-import type { ConnectionTarget, Logger } from '@hoop/shared';
+import type { AuditSink, ConnectionTarget, Logger, Policy } from '@hoop/shared';
 
 export interface ResolvedCredential {
   /** The target password, or undefined when the target needs none (trust). */
@@ -22,6 +22,13 @@ export interface EngineSession {
   readonly logger: Logger;
   /** Aborted when the session must end (tunnel gone, grant revoked, agent shutting down). */
   readonly signal: AbortSignal;
+  /**
+   * The connection's validated policy. An engine that cannot enforce any part of it must refuse
+   * the session (HoopError POLICY_UNENFORCEABLE, and the protocol's own error to the client).
+   */
+  readonly policy: Policy;
+  /** Where the engine sends audit events (statements, denials, masking summaries). */
+  readonly audit: AuditSink;
 }
 
 export interface Engine {

@@ -52,3 +52,17 @@ export function connectionRoutes(router: Router, deps: ApiDeps): void {
     return { body: { deleted: params['name'] } };
   });
 }
+
+export function policyRoutes(router: Router, deps: ApiDeps): void {
+  router.add('GET', '/api/v1/connections/:name/policy', async ({ req, params }) => {
+    await authenticate(deps, req);
+    return { body: await deps.store.getConnectionPolicy(params['name'] as string) };
+  });
+
+  router.add('PUT', '/api/v1/connections/:name/policy', async (ctx) => {
+    await requireAdmin(deps, ctx.req);
+    return {
+      body: await deps.store.setConnectionPolicy(ctx.params['name'] as string, await ctx.body()),
+    };
+  });
+}

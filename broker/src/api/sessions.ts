@@ -15,6 +15,8 @@ export function sessionRoutes(router: Router, deps: ApiDeps): void {
 
   router.add('GET', '/api/v1/sessions/:id', async ({ req, params }) => {
     await requireAdmin(deps, req);
-    return { body: await deps.store.getSession(params['id'] as string) };
+    const session = await deps.store.getSession(params['id'] as string);
+    const events = await deps.store.listSessionEvents(session.id);
+    return { body: { ...session, events: events.map((e) => e.event) } };
   });
 }

@@ -8,7 +8,9 @@ import {
   type ConnectionTarget,
   type CredentialSpec,
   HoopError,
+  type Policy,
   parseCredentialRef,
+  parsePolicy,
 } from '@hoop/shared';
 import { asc, eq } from 'drizzle-orm';
 import { agentNotFound } from './agents.js';
@@ -201,5 +203,34 @@ export async function resolveConnectionTarget(
     tls: info.tls,
     credential,
   };
-  return { info, target };
+  return { info, target, policy: policyOf(row) };
+}
+
+function policyOf(row: ConnectionRow): Policy {
+  // Stored policies were validated on the way in; parse again so an old row that no longer
+  // validates fails loudly here instead of reaching an agent.
+  return parsePolicy(row.policy ?? {});
+}
+
+/** The connection's policy (the default one when none was set). */
+export async function getConnectionPolicy(ctx: StoreContext, name: string): Promise<Policy> {
+  const { row } = await findConnection(ctx, name);
+  return policyOf(row);
+}
+
+/** Validates and stores a policy document; returns the policy as it will be enforced. */
+export async function setConnectionPolicy(
+  ctx: StoreContext,
+  name: string,
+  document: unknown,
+): Promise<Policy> {
+  const policy = parsePolicy(document);
+  const { row } = await findConnection(ctx, name);
+  await guard('set connection policy', () =>
+    ctx.db
+      .update(connections)
+      .set({ policy, updatedAt: nowOf(ctx) })
+      .where(eq(connections.id, row.id)),
+  );
+  return policy;
 }

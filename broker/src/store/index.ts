@@ -1,4 +1,6 @@
 /** The broker's store: database backends, schema, secrets at rest and token hashing. */
+
+export type { StoredAuditEvent } from './audit.js';
 export type { CreateConnectionInput } from './connections.js';
 export {
   type Database,

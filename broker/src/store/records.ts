@@ -2,7 +2,7 @@
  * What the store hands out: plain objects safe to put in an API response or a log line. No token
  * hash and no secret ciphertext ever appears here; times are ISO 8601 strings.
  */
-import type { ConnectionTarget, ConnectionType, TargetTlsMode } from '@hoop/shared';
+import type { ConnectionTarget, ConnectionType, Policy, TargetTlsMode } from '@hoop/shared';
 import type {
   AgentRow,
   ApiTokenRow,
@@ -70,6 +70,7 @@ export interface ConnectionInfo {
 export interface ResolvedConnection {
   readonly info: ConnectionInfo;
   readonly target: ConnectionTarget;
+  readonly policy: Policy;
 }
 
 export interface SessionInfo {

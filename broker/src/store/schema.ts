@@ -16,6 +16,7 @@ import {
   check,
   index,
   integer,
+  jsonb,
   pgTable,
   text,
   timestamp,
@@ -86,6 +87,8 @@ export const connections = pgTable(
     secretCiphertext: text('secret_ciphertext'),
     /** A reference the agent resolves locally, e.g. `env:PGPASS`. */
     secretRef: text('secret_ref'),
+    /** The connection's policy document (validated JSON); null = the default policy. */
+    policy: jsonb('policy'),
     createdAt: createdAt(),
     updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull(),
   },
@@ -124,6 +127,28 @@ export const sessions = pgTable(
   ],
 );
 
+/**
+ * Audit events as the agents sent them (statements, denials, masking summaries, session
+ * start/end). Append-only; the durable, hash-chained log replaces this in the audit issue.
+ */
+export const auditEvents = pgTable(
+  'audit_events',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    sessionId: text('session_id').notNull(),
+    agentId: text('agent_id').notNull(),
+    type: text('type').notNull(),
+    at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull(),
+    receivedAt: timestamp('received_at', { withTimezone: true, mode: 'date' }).notNull(),
+    data: jsonb('data').notNull(),
+  },
+  (t) => [
+    index('audit_events_session_idx').on(t.sessionId, t.id),
+    index('audit_events_at_idx').on(t.at),
+  ],
+);
+
+export type AuditEventRow = typeof auditEvents.$inferSelect;
 export type UserRow = typeof users.$inferSelect;
 export type ApiTokenRow = typeof apiTokens.$inferSelect;
 export type AgentRow = typeof agents.$inferSelect;

@@ -11,8 +11,16 @@
  * - input is validated first (INVALID_REQUEST says what is wrong), lookups fail with the
  *   resource's NOT_FOUND code, and driver errors are converted once (context.ts `guard`).
  */
-import { type Clock, HoopError, type Logger, silentLogger } from '@hoop/shared';
+import {
+  type AuditEvent,
+  type Clock,
+  HoopError,
+  type Logger,
+  type Policy,
+  silentLogger,
+} from '@hoop/shared';
 import * as agents from './agents.js';
+import * as audit from './audit.js';
 import type { CreateConnectionInput } from './connections.js';
 import * as connections from './connections.js';
 import type { StoreContext } from './context.js';
@@ -184,6 +192,26 @@ export class Store {
    * SecretDecryptionError if it cannot be), or the reference for the agent to resolve. Only for
    * the open message to the owning agent: never put `target` in a response or a log line.
    */
+  getConnectionPolicy(name: string): Promise<Policy> {
+    return connections.getConnectionPolicy(this.ctx, name);
+  }
+
+  /** Validates (INVALID_REQUEST naming the bad entry) and stores a policy document. */
+  setConnectionPolicy(name: string, document: unknown): Promise<Policy> {
+    return connections.setConnectionPolicy(this.ctx, name, document);
+  }
+
+  appendAuditEvents(
+    agentId: string,
+    events: readonly AuditEvent[],
+  ): Promise<{ stored: number; rejected: number }> {
+    return audit.appendAuditEvents(this.ctx, agentId, events);
+  }
+
+  listSessionEvents(sessionId: string, limit?: number): Promise<audit.StoredAuditEvent[]> {
+    return audit.listSessionEvents(this.ctx, sessionId, limit);
+  }
+
   resolveConnectionTarget(name: string): Promise<ResolvedConnection> {
     return connections.resolveConnectionTarget(this.ctx, name);
   }

@@ -5,6 +5,7 @@
  * parsing the target protocol.
  */
 import {
+  type AuditEvent,
   type Clock,
   type ConnectionTarget,
   type ControlMessage,
@@ -17,6 +18,7 @@ import {
   hoopErrorOf,
   type Logger,
   MAX_STREAM_ID,
+  type Policy,
   rewriteStream,
   type TunnelLimits,
   toHoopError,
@@ -29,7 +31,12 @@ export interface HubStore {
   resolveConnectionTarget(name: string): Promise<{
     info: { id: string; name: string; agentId: string; agent: string };
     target: ConnectionTarget;
+    policy: Policy;
   }>;
+  appendAuditEvents(
+    agentId: string,
+    events: readonly AuditEvent[],
+  ): Promise<{ stored: number; rejected: number }>;
   createSession(input: {
     connectionId: string;
     connectionName: string;
@@ -164,6 +171,8 @@ export class Hub {
 
   private fromClient(link: ClientLink, frame: Frame, control: ControlMessage | undefined): void {
     const route = link.routes.get(frame.stream);
+    if (frame.stream === 0)
+      throw new HoopError('FRAME_MALFORMED', `clients may not send ${control?.t} on stream 0`);
     if (control?.t === 'open') {
       if (route !== undefined || link.opening.has(frame.stream)) {
         throw new HoopError(
@@ -270,6 +279,7 @@ export class Hub {
       session: session.id,
       target: resolved.target,
       user: link.userName,
+      policy: resolved.policy,
     });
     this.options.logger.info('session opening', {
       session: session.id,
@@ -291,6 +301,10 @@ export class Hub {
   // ---- agent → broker ----
 
   private fromAgent(link: AgentLink, frame: Frame, control: ControlMessage | undefined): void {
+    if (control?.t === 'audit') {
+      this.storeAudit(link, control.events);
+      return;
+    }
     const route = link.routes.get(frame.stream);
     if (route === undefined || route.state === RouteState.closed) return;
     if (frame.kind === FrameKind.data) {
@@ -329,6 +343,20 @@ export class Hub {
           `unexpected ${control?.t} from an agent on stream ${frame.stream}`,
         );
     }
+  }
+
+  private storeAudit(link: AgentLink, events: readonly AuditEvent[]): void {
+    this.options.store.appendAuditEvents(link.id, events).then(
+      ({ rejected }) => {
+        if (rejected > 0)
+          this.options.logger.warn('dropped audit events for sessions the agent did not serve', {
+            agent: link.name,
+            rejected,
+          });
+      },
+      (err) =>
+        this.options.logger.error('could not store audit events', { agent: link.name, error: err }),
+    );
   }
 
   // ---- shared ----

@@ -4,8 +4,10 @@
  * agent (`--password-ref env:NAME`).
  */
 
-import { HoopError, parseCredentialRef } from '@hoop/shared';
+import { readFile } from 'node:fs/promises';
+import { HoopError, type Policy, parseCredentialRef, parsePolicy } from '@hoop/shared';
 import { type Command, Option } from 'commander';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { CommandContext } from '../context.js';
 import { table } from '../output.js';
 
@@ -145,6 +147,8 @@ export function adminConnectionsCommand(admin: Command, ctx: () => CommandContex
     c.out.data(conn, () => c.out.line(table([conn as never], columns)));
   });
 
+  adminPolicyCommand(connections, ctx);
+
   connections.command('delete <name>').action(async (name: string) => {
     const c = ctx();
     const result = await (await c.api()).delete<{ deleted: string }>(
@@ -159,4 +163,62 @@ export function parsePort(value: string): number {
   if (!/^\d+$/.test(value) || port > 65535)
     throw new HoopError('USAGE', `"${value}" is not a port number`);
   return port;
+}
+
+/** `hoop admin connections policy set NAME --file policy.yaml` and `policy get NAME`. */
+export function adminPolicyCommand(connections: Command, ctx: () => CommandContext): void {
+  const policy = connections
+    .command('policy')
+    .description("a connection's policy: guardrails, masking, recording");
+
+  policy
+    .command('set <connection>')
+    .description('validate and apply a policy document (YAML or JSON)')
+    .requiredOption('--file <path>', 'policy document; - reads standard input')
+    .action(async (name: string, opts: { file: string }) => {
+      const c = ctx();
+      const text =
+        opts.file === '-'
+          ? await readStdin()
+          : await readFile(opts.file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+              throw new HoopError('USAGE', `cannot read ${opts.file}: ${err.code ?? err.message}`);
+            });
+      let document: unknown;
+      try {
+        document = parseYaml(text);
+      } catch (err) {
+        throw new HoopError(
+          'USAGE',
+          `${opts.file} is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`,
+        );
+      }
+      // Validate locally first for a fast, precise error; the broker validates again.
+      parsePolicy(document);
+      const applied = await (await c.api()).request<Policy>(
+        'PUT',
+        `/api/v1/connections/${encodeURIComponent(name)}/policy`,
+        document ?? {},
+      );
+      c.out.data(applied, () => {
+        c.out.line(`Policy of ${name} updated; new sessions use it.`);
+        c.out.line(stringifyYaml(applied).trimEnd());
+      });
+    });
+
+  policy
+    .command('get <connection>')
+    .description('print the policy a connection enforces')
+    .action(async (name: string) => {
+      const c = ctx();
+      const current = await (await c.api()).get<Policy>(
+        `/api/v1/connections/${encodeURIComponent(name)}/policy`,
+      );
+      c.out.data(current, () => c.out.line(stringifyYaml(current).trimEnd()));
+    });
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }

@@ -34,11 +34,38 @@ export function sessionsCommand(program: Command, ctx: () => CommandContext): vo
 
   sessions.command('show <id>').action(async (id: string) => {
     const c = ctx();
-    const session = await (await c.api()).get<Record<string, unknown>>(
-      `/api/v1/sessions/${encodeURIComponent(id)}`,
-    );
+    const session = await (await c.api()).get<
+      Record<string, unknown> & { events?: Record<string, unknown>[] }
+    >(`/api/v1/sessions/${encodeURIComponent(id)}`);
     c.out.data(session, () => {
-      for (const [k, v] of Object.entries(session)) c.out.line(`${k.padEnd(15)} ${v ?? '-'}`);
+      const { events, ...fields } = session;
+      for (const [k, v] of Object.entries(fields)) c.out.line(`${k.padEnd(15)} ${v ?? '-'}`);
+      if (events === undefined || events.length === 0) return;
+      c.out.line('');
+      c.out.line('timeline:');
+      for (const e of events) c.out.line(`  ${describeEvent(e)}`);
     });
   });
+}
+
+function describeEvent(e: Record<string, unknown>): string {
+  const at = new Date(Number(e['at'])).toISOString().slice(11, 23);
+  if (e['type'] !== 'statement')
+    return `${at}  ${String(e['type'])}${e['detail'] ? ` ${String(e['detail'])}` : ''}`;
+  const parts = [`${at}  ${String(e['text'])}`];
+  if (e['durationMs'] !== undefined) parts.push(`${e['durationMs']} ms`);
+  if (e['rows'] !== undefined) parts.push(`${e['rows']} rows`);
+  const denied = e['denied'] as { rule?: string } | undefined;
+  if (denied?.rule) parts.push(`DENIED (${denied.rule})`);
+  const error = e['error'] as { code?: string } | undefined;
+  if (error?.code) parts.push(`error ${error.code}`);
+  const masked = e['masked'] as
+    | { columns?: Record<string, number>; detectors?: Record<string, number> }
+    | undefined;
+  const maskedNames = [
+    ...Object.keys(masked?.columns ?? {}),
+    ...Object.keys(masked?.detectors ?? {}),
+  ];
+  if (maskedNames.length > 0) parts.push(`masked: ${maskedNames.join(', ')}`);
+  return parts.join(' · ');
 }

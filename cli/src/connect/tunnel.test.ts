@@ -11,13 +11,26 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent, type Engine, EngineRegistry, type EngineSession } from '@hoop/agent';
 import { type Broker, startBroker } from '@hoop/broker';
-import { HoopError, silentLogger, type TunnelStream } from '@hoop/shared';
+import { HoopError, type Policy, silentLogger, type TunnelStream } from '@hoop/shared';
 import { TunnelClient } from './tunnel-client.js';
 
 class EchoEngine implements Engine {
   readonly type = 'postgres' as const;
+  readonly policies: Policy[] = [];
   serve(session: EngineSession): Promise<void> {
+    this.policies.push(session.policy);
     return new Promise((resolve) => {
+      session.client.on('data', (chunk: Buffer) => {
+        if (chunk.toString().startsWith('audit:')) {
+          session.audit({
+            type: 'statement',
+            session: session.sessionId,
+            at: Date.now(),
+            text: chunk.toString().slice(6),
+            durationMs: 1,
+          });
+        }
+      });
       session.client.pipe(session.client);
       session.client.on('close', () => resolve());
     });
@@ -45,6 +58,7 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
   let broker: Broker;
   let agent: Agent;
   let adminToken: string;
+  const echo = new EchoEngine();
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'hoop-tunnel-'));
@@ -64,7 +78,7 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
       database: 'x',
     });
     const engines = new EngineRegistry();
-    engines.register(new EchoEngine());
+    engines.register(echo);
     agent = new Agent({ brokerUrl: broker.url, token, logger: silentLogger, engines });
     agent.start();
     await agent.waitConnected(10_000);
@@ -203,6 +217,58 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
         client.open({ t: 'open', connection: 'offline' }),
         (e) => e instanceof HoopError && e.code === 'AGENT_OFFLINE',
       );
+    } finally {
+      client.close();
+    }
+  });
+
+  it('validates policies on set, delivers them with each session, and stores audit events', async () => {
+    const api = async (method: string, path: string, body?: unknown) => {
+      const res = await fetch(`${broker.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    const bad = await api('PUT', '/api/v1/connections/echo/policy', {
+      guardrails: { deny: [{ statements: ['drop', 'launch'] }] },
+    });
+    assert.equal(bad.status, 400);
+    assert.match(
+      String((bad.body['error'] as { message: string }).message),
+      /guardrails\.deny\[0\]\.statements\[1\].*launch/,
+    );
+    const good = await api('PUT', '/api/v1/connections/echo/policy', {
+      guardrails: { deny: [{ statements: ['drop'] }, { rule: 'delete-without-where' }] },
+      masking: {
+        columns: [{ column: 'public.customers.email', strategy: 'redact' }],
+        detectors: ['email'],
+      },
+    });
+    assert.equal(good.status, 200);
+    assert.deepEqual((await api('GET', '/api/v1/connections/echo/policy')).body, good.body);
+
+    const client = new TunnelClient({
+      brokerUrl: broker.url,
+      token: adminToken,
+      logger: silentLogger,
+    });
+    try {
+      const { stream, session } = await client.open({ t: 'open', connection: 'echo' });
+      assert.deepEqual(echo.policies.at(-1), good.body);
+      const reading = collect(stream, 'audit:select 1'.length);
+      stream.write('audit:select 1');
+      await reading;
+      let events: { text?: string }[] = [];
+      for (let i = 0; i < 50 && events.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        events = ((await api('GET', `/api/v1/sessions/${session}`)).body['events'] ?? []) as {
+          text?: string;
+        }[];
+      }
+      assert.equal(events[0]?.text, 'select 1');
+      stream.destroy();
     } finally {
       client.close();
     }

@@ -201,6 +201,10 @@ export class FrameConnection {
       return;
     }
     if (frame.stream === TUNNEL_STREAM) {
+      if (control?.t === 'audit') {
+        this.handlers?.onFrame(frame, control);
+        return;
+      }
       throw new HoopError(
         'FRAME_MALFORMED',
         `unexpected ${control?.t ?? 'data'} frame on stream 0`,

@@ -21,6 +21,7 @@ export {
 export { Heartbeat } from './heartbeat.js';
 export { defaultTunnelLimits, resolveLimits, type TunnelLimits } from './limits.js';
 export {
+  type AuditBatchMessage,
   type CloseMessage,
   type ControlMessage,
   decodeControl,

@@ -6,6 +6,8 @@
 import { Packr } from 'msgpackr';
 import type { ConnectionTarget } from '../connection.js';
 import { type ErrorCode, HoopError, isErrorCode } from '../errors.js';
+import type { AuditEvent } from '../policy/audit.js';
+import type { Policy } from '../policy/document.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -37,6 +39,14 @@ export interface OpenSessionMessage {
   readonly session: string;
   readonly target: ConnectionTarget;
   readonly user: string;
+  /** The connection's policy; the agent validates it again and refuses what it can't enforce. */
+  readonly policy?: Policy;
+}
+
+/** Agent → broker on stream 0: audit events from engines. */
+export interface AuditBatchMessage {
+  readonly t: 'audit';
+  readonly events: readonly AuditEvent[];
 }
 
 /** Answer to open / open-session. */
@@ -75,7 +85,8 @@ export type ControlMessage =
   | OpenOkMessage
   | OpenErrorMessage
   | CloseMessage
-  | TunnelErrorMessage;
+  | TunnelErrorMessage
+  | AuditBatchMessage;
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -155,6 +166,21 @@ export function decodeControl(body: Buffer): ControlMessage {
       str(o, 'session');
       str(o, 'user');
       target(o, 'target');
+      if (o['policy'] !== undefined && (o['policy'] === null || typeof o['policy'] !== 'object')) {
+        throw malformed('field policy must be an object');
+      }
+      break;
+    case 'audit':
+      if (!Array.isArray(o['events']) || o['events'].length > 10_000)
+        throw malformed('field events must be a list');
+      for (const event of o['events'] as unknown[]) {
+        if (event === null || typeof event !== 'object')
+          throw malformed('audit event must be an object');
+        const e = event as Obj;
+        str(e, 'type');
+        str(e, 'session');
+        int(e, 'at');
+      }
       break;
     case 'open-ok':
       str(o, 'session');

@@ -9,10 +9,13 @@ import { createServer, type Socket, connect as tcpConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  type AuditSink,
   type ConnectionTarget,
   createLogger,
+  defaultPolicy,
   HoopError,
   type Logger,
+  type Policy,
   silentLogger,
   type TargetTlsMode,
 } from '@hoop/shared';
@@ -76,6 +79,10 @@ export async function startEngineServer(options: {
   wrapClient?: (socket: Socket) => Duplex;
   /** Session logger; silent by default. */
   logger?: Logger;
+  /** The connection policy; the default policy (recording only) when omitted. */
+  policy?: Policy;
+  /** Receives the engine's audit events. */
+  audit?: AuditSink;
 }): Promise<EngineServer> {
   const outcomes: Deferred[] = [];
   const slot = (index: number): Deferred => {
@@ -98,6 +105,8 @@ export async function startEngineServer(options: {
         client,
         logger: options.logger ?? silentLogger,
         signal: controller.signal,
+        policy: options.policy ?? defaultPolicy,
+        audit: options.audit ?? (() => {}),
       })
       .then(
         () => slot(index).resolve({ ok: true }),
