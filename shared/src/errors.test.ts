@@ -11,9 +11,11 @@ describe('error codes', () => {
       'utf8',
     );
     for (const [code, info] of Object.entries(ErrorCodes)) {
-      const row = readme.split('\n').find((line) => line.startsWith(`| \`${code}\` |`));
-      assert.ok(row !== undefined, `README lacks a row for ${code}`);
-      const cells = row.split('|').map((c) => c.trim());
+      const cells = readme
+        .split('\n')
+        .map((line) => line.split('|').map((c) => c.trim()))
+        .find((c) => c[0] === '' && c[1] === `\`${code}\``);
+      assert.ok(cells !== undefined, `README lacks a row for ${code}`);
       assert.equal(cells[2], String(info.http), `${code} HTTP status`);
       assert.equal(cells[3], String(info.exit), `${code} exit code`);
       assert.equal(cells[4], String(info.ws), `${code} WebSocket close code`);
