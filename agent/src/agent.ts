@@ -22,6 +22,7 @@ import {
   type TunnelLimits,
   type TunnelStream,
   toHoopError,
+  tunnelUrl,
 } from '@hoop/shared';
 import WebSocket from 'ws';
 import { AuditSender } from './audit-sender.js';
@@ -62,27 +63,6 @@ export interface AgentOptions {
 
 export interface AgentEvents {
   state: [AgentState, HoopError | undefined];
-}
-
-export function tunnelUrl(brokerUrl: string, path: '/v1/agent' | '/v1/tunnel'): string {
-  let url: URL;
-  try {
-    url = new URL(brokerUrl);
-  } catch {
-    throw new HoopError(
-      'USAGE',
-      `broker URL "${brokerUrl}" is not a URL (expected http(s)://host:port)`,
-    );
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new HoopError(
-      'USAGE',
-      `broker URL must start with http:// or https://, got ${url.protocol}`,
-    );
-  }
-  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-  url.pathname = `${url.pathname.replace(/\/+$/, '')}${path}`;
-  return url.toString();
 }
 
 export class Agent extends EventEmitter<AgentEvents> {

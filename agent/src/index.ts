@@ -1,5 +1,5 @@
 /** @hoop/agent: the tunnel client and the protocol engines it runs next to the targets. */
-export { Agent, type AgentEvents, type AgentOptions, AgentState, tunnelUrl } from './agent.js';
+export { Agent, type AgentEvents, type AgentOptions, AgentState } from './agent.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { resolveCredential } from './credentials.js';
 export type { Engine, EngineSession, ResolvedCredential } from './engines/engine.js';

@@ -81,6 +81,8 @@ export {
   type StreamLink,
   StreamState,
   TUNNEL_STREAM,
+  TunnelClient,
+  type TunnelClientOptions,
   TunnelEndpoint,
   type TunnelEndpointOptions,
   type TunnelErrorMessage,
@@ -88,6 +90,7 @@ export {
   TunnelRole,
   TunnelStream,
   type TunnelStreamOptions,
+  tunnelUrl,
   type WebSocketLike,
   WS_OPEN,
 } from './tunnel/index.js';

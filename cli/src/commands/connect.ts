@@ -3,10 +3,9 @@
  * opens the tunnel, and serves local clients on 127.0.0.1:PORT until Ctrl-C.
  */
 
-import { type ConnectionType, HoopError } from '@hoop/shared';
+import { type ConnectionType, HoopError, TunnelClient } from '@hoop/shared';
 import type { Command } from 'commander';
 import { ConnectListener } from '../connect/listener.js';
-import { TunnelClient } from '../connect/tunnel-client.js';
 import type { CommandContext } from '../context.js';
 import { untilSignal } from '../signals.js';
 import { parsePort } from './admin-connections.js';

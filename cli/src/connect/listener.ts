@@ -9,8 +9,13 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { pipeline } from 'node:stream';
 import { refuseClient } from '@hoop/agent';
-import { type ConnectionType, HoopError, type Logger, toHoopError } from '@hoop/shared';
-import type { TunnelClient } from './tunnel-client.js';
+import {
+  type ConnectionType,
+  HoopError,
+  type Logger,
+  type TunnelClient,
+  toHoopError,
+} from '@hoop/shared';
 
 export const ListenerState = { idle: 'idle', listening: 'listening', closed: 'closed' } as const;
 export type ListenerState = (typeof ListenerState)[keyof typeof ListenerState];

@@ -11,8 +11,13 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent, type Engine, EngineRegistry, type EngineSession } from '@hoop/agent';
 import { type Broker, startBroker } from '@hoop/broker';
-import { HoopError, type Policy, silentLogger, type TunnelStream } from '@hoop/shared';
-import { TunnelClient } from './tunnel-client.js';
+import {
+  HoopError,
+  type Policy,
+  silentLogger,
+  TunnelClient,
+  type TunnelStream,
+} from '@hoop/shared';
 
 class EchoEngine implements Engine {
   readonly type = 'postgres' as const;

@@ -1,3 +1,4 @@
+export { TunnelClient, type TunnelClientOptions, tunnelUrl } from './client.js';
 export {
   ConnectionState,
   FrameConnection,

@@ -2,19 +2,36 @@
  * The CLI's tunnel to the broker (`/v1/tunnel`), opened lazily and reopened when it has closed
  * (a broker restart), so a long-running `hoop connect` keeps serving new client connections.
  */
-import { tunnelUrl } from '@hoop/agent';
-import {
-  type Clock,
-  HoopError,
-  type Logger,
-  type OpenConnectionMessage,
-  resolveLimits,
-  systemClock,
-  TunnelEndpoint,
-  type TunnelLimits,
-  type TunnelStream,
-} from '@hoop/shared';
 import WebSocket from 'ws';
+import { type Clock, systemClock } from '../clock.js';
+import { HoopError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { TunnelEndpoint } from './endpoint.js';
+import { resolveLimits, type TunnelLimits } from './limits.js';
+import type { OpenConnectionMessage } from './messages.js';
+import type { TunnelStream } from './stream.js';
+
+/** The ws(s) URL of a tunnel endpoint, from the broker's base http(s) URL. */
+export function tunnelUrl(brokerUrl: string, path: '/v1/agent' | '/v1/tunnel'): string {
+  let url: URL;
+  try {
+    url = new URL(brokerUrl);
+  } catch {
+    throw new HoopError(
+      'USAGE',
+      `broker URL "${brokerUrl}" is not a URL (expected http(s)://host:port)`,
+    );
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new HoopError(
+      'USAGE',
+      `broker URL must start with http:// or https://, got ${url.protocol}`,
+    );
+  }
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}${path}`;
+  return url.toString();
+}
 
 export interface TunnelClientOptions {
   readonly brokerUrl: string;
