@@ -21,6 +21,7 @@ import { systemRoutes } from './api/system.js';
 import { type BrokerConfig, type BrokerConfigInput, resolveBrokerConfig } from './config.js';
 import { bearerToken } from './http/auth.js';
 import { Router, sendError } from './http/router.js';
+import { type PostgresEndpoint, startPostgresEndpoint } from './native/postgres-endpoint.js';
 import { loadMasterKey, openDatabase, Store } from './store/index.js';
 import { Hub } from './tunnel/hub.js';
 import { BROKER_VERSION } from './version.js';
@@ -33,6 +34,8 @@ export interface Broker {
   readonly hub: Hub;
   /** Set when this start created the admin: where its token was written (if generated). */
   readonly adminTokenFile: string | undefined;
+  /** Port of the native Postgres endpoint, when HOOP_PG_LISTEN is set. */
+  readonly pgPort: number | undefined;
   close(): Promise<void>;
 }
 
@@ -151,6 +154,27 @@ export async function startBroker(
     url,
     store: config.databaseUrl === undefined ? 'pglite' : 'postgres',
   });
+  let pgEndpoint: PostgresEndpoint | undefined;
+  if (config.pgListen !== undefined) {
+    try {
+      pgEndpoint = await startPostgresEndpoint({
+        host: config.pgListen.host,
+        port: config.pgListen.port,
+        brokerUrl: url,
+        authenticate: (token) => store.authenticateUserToken(token),
+        logger,
+      });
+    } catch (err) {
+      hub.close();
+      server.close();
+      await database.close();
+      throw new HoopError(
+        'USAGE',
+        `cannot listen for Postgres clients on ${config.pgListen.host}:${config.pgListen.port}: ${(err as Error).message}`,
+        { hint: 'Set HOOP_PG_LISTEN to a free address.' },
+      );
+    }
+  }
 
   let closing: Promise<void> | undefined;
   return {
@@ -160,8 +184,10 @@ export async function startBroker(
     store,
     hub,
     adminTokenFile,
+    pgPort: pgEndpoint?.port,
     close: () => {
       closing ??= (async () => {
+        await pgEndpoint?.close();
         hub.close();
         wss.close();
         server.closeAllConnections();

@@ -13,6 +13,8 @@ export interface BrokerConfig {
   readonly databaseUrl: string | undefined;
   readonly masterKey: string | undefined;
   readonly adminToken: string | undefined;
+  /** Native Postgres endpoint address (HOOP_PG_LISTEN), or undefined when off. */
+  readonly pgListen: { host: string; port: number } | undefined;
   readonly limits: TunnelLimits;
   /** Largest JSON request body. */
   readonly maxBodyBytes: number;
@@ -42,6 +44,7 @@ export interface BrokerConfigInput {
   databaseUrl?: string;
   masterKey?: string;
   adminToken?: string;
+  pgListen?: string;
   limits?: Partial<TunnelLimits>;
 }
 
@@ -54,6 +57,7 @@ export function resolveBrokerConfig(input: BrokerConfigInput): BrokerConfig {
     databaseUrl: input.databaseUrl || undefined,
     masterKey: input.masterKey || undefined,
     adminToken: input.adminToken || undefined,
+    pgListen: input.pgListen ? parseListen(input.pgListen) : undefined,
     limits: resolveLimits(input.limits),
     maxBodyBytes: 1024 * 1024,
     maxTokenBytes: 8 * 1024,
@@ -67,5 +71,6 @@ export function brokerConfigFromEnv(env: NodeJS.ProcessEnv): BrokerConfigInput {
   if (env['HOOP_DATABASE_URL']) input.databaseUrl = env['HOOP_DATABASE_URL'];
   if (env['HOOP_MASTER_KEY']) input.masterKey = env['HOOP_MASTER_KEY'];
   if (env['HOOP_ADMIN_TOKEN']) input.adminToken = env['HOOP_ADMIN_TOKEN'];
+  if (env['HOOP_PG_LISTEN']) input.pgListen = env['HOOP_PG_LISTEN'];
   return input;
 }

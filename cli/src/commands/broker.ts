@@ -14,11 +14,13 @@ export function brokerCommand(program: Command, ctx: () => CommandContext): void
     )
     .option('--listen <host:port>', 'address to listen on (HOOP_LISTEN, default 127.0.0.1:8009)')
     .option('--data-dir <dir>', 'data directory (HOOP_DATA_DIR, default ~/.hoop/data)')
-    .action(async (opts: { listen?: string; dataDir?: string }) => {
+    .option('--pg-listen <host:port>', 'native Postgres endpoint (HOOP_PG_LISTEN); off by default')
+    .action(async (opts: { listen?: string; dataDir?: string; pgListen?: string }) => {
       const c = ctx();
       const input = brokerConfigFromEnv(c.env as NodeJS.ProcessEnv);
       if (opts.listen !== undefined) input.listen = opts.listen;
       if (opts.dataDir !== undefined) input.dataDir = opts.dataDir;
+      if (opts.pgListen !== undefined) input.pgListen = opts.pgListen;
       const logger = c.serviceLogger.child({ component: 'broker' });
       const broker = await startBroker(input, { logger });
       c.out.data(
@@ -31,6 +33,11 @@ export function brokerCommand(program: Command, ctx: () => CommandContext): void
           c.out.line(
             `hoop broker listening on ${broker.url} (store: ${broker.config.databaseUrl === undefined ? `embedded, ${broker.config.dataDir}` : 'PostgreSQL'})`,
           );
+          if (broker.pgPort !== undefined) {
+            c.out.line(
+              `Postgres clients: psql "host=${broker.config.pgListen?.host} port=${broker.pgPort} user=<connection> password=<hoop token> sslmode=disable"`,
+            );
+          }
           if (broker.adminTokenFile !== undefined) {
             c.out.line(`Admin token written to ${broker.adminTokenFile} (mode 0600). Log in with:`);
             c.out.line(

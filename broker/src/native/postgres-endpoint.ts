@@ -1,0 +1,222 @@
+/**
+ * The native Postgres endpoint (HOOP_PG_LISTEN): plain psql, with no hoop CLI, reaches a
+ * connection through the broker —
+ *
+ *   psql "host=broker port=15432 user=<connection> password=<hoop token> dbname=…"
+ *
+ * The broker plays the server only for the startup: it answers SSLRequest ('N'), asks for a
+ * cleartext password, and checks that it is a valid hoop token (never logged). Then it opens a
+ * tunnel stream to the connection's agent, exactly as `hoop connect` does, sends the client's
+ * startup on (minus the password), and relays. It peeks at the session's first messages only to
+ * learn the cancel key, so a CancelRequest arriving on its own connection reaches the session.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { pipeline } from 'node:stream';
+import {
+  cancelRequest,
+  encodeMessage,
+  errorResponse,
+  PacketReader,
+  StreamSource,
+  startupMessage,
+} from '@hoop/agent';
+import { type ErrorCode, HoopError, type Logger, TunnelClient, toHoopError } from '@hoop/shared';
+
+export interface PostgresEndpointOptions {
+  readonly host: string;
+  readonly port: number;
+  /** The broker's own base URL: sessions go through its tunnel endpoint like any client's. */
+  readonly brokerUrl: string;
+  readonly authenticate: (token: string) => Promise<{ name: string } | undefined>;
+  readonly logger: Logger;
+  readonly handshakeTimeoutMs?: number;
+  /** Live cancel keys remembered (oldest forgotten first). */
+  readonly maxCancelKeys?: number;
+}
+
+export interface PostgresEndpoint {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+interface CancelRoute {
+  readonly connection: string;
+  readonly token: string;
+}
+
+const AUTH_CLEARTEXT = Buffer.from([0, 0, 0, 3]);
+const CODE_AUTH = 0x52; // 'R'
+const CODE_PASSWORD = 0x70; // 'p'
+const CODE_BACKEND_KEY = 0x4b; // 'K'
+const CODE_READY = 0x5a; // 'Z'
+
+const sqlState: Partial<Record<ErrorCode, string>> = {
+  AUTH_INVALID_TOKEN: '28P01',
+  AUTH_REQUIRED: '28000',
+  AUTH_FORBIDDEN: '42501',
+  CONNECTION_NOT_FOUND: '3D000',
+  AGENT_OFFLINE: '08001',
+  BROKER_UNREACHABLE: '08001',
+};
+
+export async function startPostgresEndpoint(
+  options: PostgresEndpointOptions,
+): Promise<PostgresEndpoint> {
+  const cancels = new Map<string, CancelRoute>();
+  const maxCancelKeys = options.maxCancelKeys ?? 100_000;
+  const sockets = new Set<Socket>();
+  const log = options.logger.child({ component: 'pg-endpoint' });
+
+  const fatal = (socket: Socket, error: HoopError): void => {
+    socket.end(
+      errorResponse({
+        severity: 'FATAL',
+        code: sqlState[error.code] ?? '08006',
+        message: `hoop: ${error.message} (${error.code})`,
+        hint: error.hint,
+      }),
+    );
+  };
+
+  const serve = async (socket: Socket): Promise<void> => {
+    const source = new StreamSource(
+      socket,
+      new PacketReader({ side: 'client', maxStartupBytes: 10_000, maxMessageBytes: 64 * 1024 }),
+      'client',
+      AbortSignal.timeout(options.handshakeTimeoutMs ?? 30_000),
+    );
+    let packet = await source.startup();
+    while (packet?.kind === 'ssl-request' || packet?.kind === 'gssenc-request') {
+      socket.write('N');
+      packet = await source.startup();
+    }
+    if (packet === undefined) return void socket.end();
+    if (packet.kind === 'cancel-request') {
+      source.detach();
+      socket.end();
+      const route = cancels.get(cancelKey(packet.processId, packet.secretKey));
+      if (route !== undefined)
+        await forwardCancel(route, cancelRequest(packet.processId, packet.secretKey));
+      return;
+    }
+    const connection = packet.parameters.get('user') ?? '';
+    socket.write(encodeMessage(CODE_AUTH, AUTH_CLEARTEXT));
+    const password = await source.message();
+    if (password.code !== CODE_PASSWORD) {
+      throw new HoopError('AUTH_REQUIRED', 'expected a password message');
+    }
+    const token = password.body.subarray(0, Math.max(0, password.body.indexOf(0))).toString('utf8');
+    const user =
+      token.length > 0 && token.length <= 8192 ? await options.authenticate(token) : undefined;
+    if (user === undefined) {
+      throw new HoopError('AUTH_INVALID_TOKEN', 'the password is not a valid hoop token', {
+        hint: 'Use a hoop token as the password (HOOP_TOKEN or an API key); the user name is the connection.',
+      });
+    }
+    const rest = source.detach();
+    const client = new TunnelClient({ brokerUrl: options.brokerUrl, token, logger: log });
+    let opened: Awaited<ReturnType<TunnelClient['open']>>;
+    try {
+      opened = await client.open({
+        t: 'open',
+        connection,
+        client: `native ${socket.remoteAddress}:${socket.remotePort}`,
+      });
+    } catch (err) {
+      client.close();
+      throw err;
+    }
+    const { stream } = opened;
+    stream.on('error', () => {});
+    stream.on('close', () => client.close());
+    log.info('native session', { connection, user: user.name, session: opened.session });
+    const forwarded = [...packet.parameters].filter(([name]) => name !== 'password');
+    stream.write(startupMessage(forwarded));
+    if (rest.length > 0) stream.write(rest);
+
+    // Until ReadyForQuery, read the session's messages to learn its cancel key.
+    const reader = new PacketReader({
+      side: 'target',
+      maxStartupBytes: 10_000,
+      maxMessageBytes: 1 << 20,
+    });
+    let key: string | undefined;
+    const peek = (chunk: Buffer): void => {
+      reader.push(chunk);
+      for (let m = reader.nextFrame(); m !== undefined; m = reader.nextFrame()) {
+        socket.write(m.frame);
+        if (m.code === CODE_BACKEND_KEY && m.body.length >= 8) {
+          key = cancelKey(m.body.readInt32BE(0), m.body.subarray(4));
+          if (cancels.size >= maxCancelKeys) cancels.delete(cancels.keys().next().value as string);
+          cancels.set(key, { connection, token });
+        }
+        if (m.code === CODE_READY) {
+          // Handshake seen: from here on the broker only relays.
+          stream.off('data', peek);
+          const tail = reader.takeRemaining();
+          if (tail.length > 0) socket.write(tail);
+          pipeline(stream, socket, () => {});
+          return;
+        }
+      }
+    };
+    stream.on('data', peek);
+    pipeline(socket, stream, () => {
+      if (key !== undefined) cancels.delete(key);
+    });
+    socket.resume();
+  };
+
+  const forwardCancel = async (route: CancelRoute, bytes: Buffer): Promise<void> => {
+    const client = new TunnelClient({
+      brokerUrl: options.brokerUrl,
+      token: route.token,
+      logger: log,
+    });
+    try {
+      const { stream } = await client.open({
+        t: 'open',
+        connection: route.connection,
+        client: 'native cancel',
+      });
+      stream.on('error', () => {});
+      await new Promise<void>((resolve) => stream.end(bytes, () => resolve()));
+      await new Promise((r) => setTimeout(r, 200));
+    } catch (err) {
+      log.warn('could not forward a cancel request', { code: toHoopError(err).code });
+    } finally {
+      client.close();
+    }
+  };
+
+  const server: Server = createServer({ noDelay: true, pauseOnConnect: true }, (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    serve(socket).catch((err: unknown) => {
+      const error = toHoopError(err);
+      if (!socket.destroyed) fatal(socket, error);
+      log.info('native session refused', { code: error.code, reason: error.message });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as { port: number }).port;
+  log.info('native Postgres endpoint listening', { host: options.host, port });
+  return {
+    port,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function cancelKey(processId: number, secret: Buffer): string {
+  return `${processId}:${secret.toString('hex')}`;
+}
