@@ -21,6 +21,7 @@ import { systemRoutes } from './api/system.js';
 import { type BrokerConfig, type BrokerConfigInput, resolveBrokerConfig } from './config.js';
 import { bearerToken } from './http/auth.js';
 import { Router, sendError } from './http/router.js';
+import type { Caller } from './identity/caller.js';
 import { type PostgresEndpoint, startPostgresEndpoint } from './native/postgres-endpoint.js';
 import { loadMasterKey, openDatabase, Store } from './store/index.js';
 import { Hub } from './tunnel/hub.js';
@@ -140,9 +141,17 @@ export async function startBroker(
     const user = await store.authenticateUserToken(token);
     if (user === undefined)
       throw new HoopError('AUTH_INVALID_TOKEN', 'the token is unknown, expired or revoked');
+    const caller: Caller = {
+      userId: user.userId,
+      name: user.name,
+      role: user.role,
+      kind: 'person',
+      groups: [],
+      via: 'token',
+    };
     wss.handleUpgrade(req, socket, head, (ws) => {
       setNoDelay(socket);
-      hub.acceptClient(ws, user);
+      hub.acceptClient(ws, caller);
     });
   }
 

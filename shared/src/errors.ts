@@ -47,6 +47,48 @@ export const ErrorCodes = {
     ws: 4401,
     hint: 'The token is unknown, expired or revoked: get a new one from your admin and run `hoop login`.',
   },
+  GRANT_INVALID: {
+    http: 401,
+    exit: ExitCode.denied,
+    ws: 4401,
+    hint: 'The grant is not one this broker signed (or was altered): request a new one with `hoop grants request`.',
+  },
+  GRANT_EXPIRED: {
+    http: 401,
+    exit: ExitCode.denied,
+    ws: 4401,
+    hint: 'The grant expired: request a new one with `hoop grants request CONNECTION`.',
+  },
+  GRANT_REVOKED: {
+    http: 401,
+    exit: ExitCode.denied,
+    ws: 4401,
+    hint: 'The grant was revoked: ask for access again with `hoop grants request CONNECTION`.',
+  },
+  GRANT_WRONG_CONNECTION: {
+    http: 403,
+    exit: ExitCode.denied,
+    ws: 4403,
+    hint: 'This grant is for another connection: request one for this connection.',
+  },
+  OIDC_FAILED: {
+    http: 401,
+    exit: ExitCode.denied,
+    ws: 4401,
+    hint: 'The identity provider login did not complete: run `hoop login` again.',
+  },
+  TRUST_NO_MATCH: {
+    http: 403,
+    exit: ExitCode.denied,
+    ws: 4403,
+    hint: 'No trust policy matches this CI token (issuer, audience, subject, claims): ask an admin to add one with `hoop admin trust create`.',
+  },
+  PENDING_APPROVAL: {
+    http: 202,
+    exit: ExitCode.pending,
+    ws: 4202,
+    hint: 'An approver must approve the review first: `hoop reviews show ID`.',
+  },
   AUTH_FORBIDDEN: {
     http: 403,
     exit: ExitCode.denied,

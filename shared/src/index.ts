@@ -80,6 +80,7 @@ export {
   rewriteStream,
   type StreamLink,
   StreamState,
+  type TerminateMessage,
   TUNNEL_STREAM,
   TunnelClient,
   type TunnelClientOptions,

@@ -2,6 +2,7 @@
 
 export type { StoredAuditEvent } from './audit.js';
 export type { CreateConnectionInput } from './connections.js';
+export { guard, isViolation, mapViolation, nowOf, type StoreContext } from './context.js';
 export {
   type Database,
   type DatabaseKind,

@@ -20,9 +20,11 @@ import {
   pgTable,
   text,
   timestamp,
+  uniqueIndex,
 } from 'drizzle-orm/pg-core';
 
 export const userRoles = ['admin', 'user'] as const;
+export const userKinds = ['person', 'service'] as const;
 export type UserRole = (typeof userRoles)[number];
 
 export const sessionStatuses = ['open', 'closed', 'failed'] as const;
@@ -39,10 +41,96 @@ export const users = pgTable(
     name: text('name').notNull().unique('users_name_unique'),
     role: text('role', { enum: userRoles }).notNull(),
     disabled: boolean('disabled').notNull().default(false),
+    /** 'person' (local or OIDC) or 'service' (a service account, used through API keys). */
+    kind: text('kind', { enum: userKinds }).notNull().default('person'),
+    /** Groups this identity belongs to (for OIDC users: the groups claim of the last login). */
+    groups: jsonb('groups').$type<string[]>().notNull().default([]),
+    /** scrypt hash (`scrypt$N$r$p$salt$hash`) for local users; null for others. */
+    passwordHash: text('password_hash'),
+    oidcIssuer: text('oidc_issuer'),
+    oidcSubject: text('oidc_subject'),
     createdAt: createdAt(),
   },
-  (t) => [check('users_role_check', sql`${t.role} in ('admin', 'user')`)],
+  (t) => [
+    check('users_role_check', sql`${t.role} in ('admin', 'user')`),
+    uniqueIndex('users_oidc_identity_idx').on(t.oidcIssuer, t.oidcSubject),
+  ],
 );
+
+/** Which groups may do what on which connections (by name or by tag). */
+export const accessRules = pgTable(
+  'access_rules',
+  {
+    id: text('id').primaryKey(),
+    groupName: text('group_name').notNull(),
+    connectionName: text('connection_name'),
+    tag: text('tag'),
+    /** e.g. ['connect', 'exec'] */
+    actions: jsonb('actions').$type<string[]>().notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index('access_rules_group_idx').on(t.groupName),
+    check('access_rules_target_check', sql`(${t.connectionName} is null) <> (${t.tag} is null)`),
+  ],
+);
+
+/** CI identity trust: an external OIDC JWT matching these maps to a service account. */
+export const trustPolicies = pgTable('trust_policies', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull().unique('trust_policies_name_unique'),
+  issuer: text('issuer').notNull(),
+  audience: text('audience').notNull(),
+  /** Glob on the token's `sub` (`*` matches any run of characters). */
+  subjectPattern: text('subject_pattern').notNull(),
+  /** Claim name → required value (glob). */
+  claims: jsonb('claims').$type<Record<string, string>>().notNull().default({}),
+  serviceAccountId: text('service_account_id')
+    .notNull()
+    .references(() => users.id, { onDelete: 'cascade' }),
+  createdAt: createdAt(),
+});
+
+/** Grants minted by the broker (the JWT itself is never stored). */
+export const grants = pgTable(
+  'grants',
+  {
+    /** The JWT's jti. */
+    id: text('id').primaryKey(),
+    userId: text('user_id').notNull(),
+    subjectName: text('subject_name').notNull(),
+    connectionName: text('connection_name').notNull(),
+    actions: jsonb('actions').$type<string[]>().notNull(),
+    reason: text('reason'),
+    /** How the subject proved itself: token, apikey, oidc, ci, session. */
+    via: text('via').notNull(),
+    issuedAt: timestamp('issued_at', { withTimezone: true, mode: 'date' }).notNull(),
+    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+    revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [index('grants_user_idx').on(t.userId), index('grants_expires_idx').on(t.expiresAt)],
+);
+
+/** Grant-signing keys; private halves encrypted with the master key. */
+export const signingKeys = pgTable('signing_keys', {
+  kid: text('kid').primaryKey(),
+  algorithm: text('algorithm').notNull(),
+  publicJwk: jsonb('public_jwk').notNull(),
+  privateCiphertext: text('private_ciphertext').notNull(),
+  createdAt: createdAt(),
+  /** Set when rotated out: still published in the JWKS until its grants have expired. */
+  retiredAt: timestamp('retired_at', { withTimezone: true, mode: 'date' }),
+});
+
+/** Pending OIDC logins (authorization-code + PKCE), consumed once. */
+export const oidcLogins = pgTable('oidc_logins', {
+  state: text('state').primaryKey(),
+  nonce: text('nonce').notNull(),
+  codeVerifier: text('code_verifier').notNull(),
+  redirectUri: text('redirect_uri').notNull(),
+  createdAt: createdAt(),
+  expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+});
 
 export const apiTokens = pgTable(
   'api_tokens',
@@ -89,6 +177,9 @@ export const connections = pgTable(
     secretRef: text('secret_ref'),
     /** The connection's policy document (validated JSON); null = the default policy. */
     policy: jsonb('policy'),
+    tags: jsonb('tags').$type<string[]>().notNull().default([]),
+    /** Cap on grant lifetime for this connection, in seconds; null = the broker default cap. */
+    maxGrantTtlSeconds: integer('max_grant_ttl_seconds'),
     createdAt: createdAt(),
     updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull(),
   },
@@ -135,20 +226,45 @@ export const auditEvents = pgTable(
   'audit_events',
   {
     id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
-    sessionId: text('session_id').notNull(),
-    agentId: text('agent_id').notNull(),
+    /** Null for events that belong to no session (logins, grants, admin changes). */
+    sessionId: text('session_id'),
+    /** Null for broker-produced events. */
+    agentId: text('agent_id'),
+    /** The agent's per-session sequence number; (session, seq) is unique, so redelivery is idempotent. */
+    seq: bigint('seq', { mode: 'number' }),
     type: text('type').notNull(),
     at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull(),
     receivedAt: timestamp('received_at', { withTimezone: true, mode: 'date' }).notNull(),
     data: jsonb('data').notNull(),
+    /** Hash chain: sha256 hex of prev_hash and this row's canonical content. */
+    prevHash: text('prev_hash'),
+    hash: text('hash'),
   },
   (t) => [
     index('audit_events_session_idx').on(t.sessionId, t.id),
     index('audit_events_at_idx').on(t.at),
+    uniqueIndex('audit_events_session_seq_idx').on(t.sessionId, t.seq),
   ],
 );
 
+/** Session recordings (e.g. asciicast lines, statement timelines), chunked. */
+export const recordingChunks = pgTable(
+  'recording_chunks',
+  {
+    sessionId: text('session_id').notNull(),
+    seq: bigint('seq', { mode: 'number' }).notNull(),
+    at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull(),
+    kind: text('kind').notNull(),
+    data: text('data').notNull(),
+  },
+  (t) => [uniqueIndex('recording_chunks_session_seq_idx').on(t.sessionId, t.seq)],
+);
+
 export type AuditEventRow = typeof auditEvents.$inferSelect;
+export type AccessRuleRow = typeof accessRules.$inferSelect;
+export type TrustPolicyRow = typeof trustPolicies.$inferSelect;
+export type GrantRow = typeof grants.$inferSelect;
+export type SigningKeyRow = typeof signingKeys.$inferSelect;
 export type UserRow = typeof users.$inferSelect;
 export type ApiTokenRow = typeof apiTokens.$inferSelect;
 export type AgentRow = typeof agents.$inferSelect;

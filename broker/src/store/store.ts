@@ -53,6 +53,14 @@ export class Store {
   private readonly ctx: StoreContext;
 
   /**
+   * The database, master key, clock and logger, for modules that keep their own tables
+   * (grants, identity, audit) beside this class instead of growing it.
+   */
+  get context(): StoreContext {
+    return this.ctx;
+  }
+
+  /**
    * @param database from `openDatabase` (the caller closes it)
    * @param masterKey the 32-byte key from `loadMasterKey`
    * @param clock the source of every timestamp the store writes and compares

@@ -24,12 +24,13 @@ import {
   toHoopError,
   type WebSocketLike,
 } from '@hoop/shared';
+import { type Authorizer, adminOnlyAuthorizer, type Caller } from '../identity/caller.js';
 import { Route, RouteState } from './route.js';
 
 /** What the hub needs from the store. */
 export interface HubStore {
   resolveConnectionTarget(name: string): Promise<{
-    info: { id: string; name: string; agentId: string; agent: string };
+    info: { id: string; name: string; agentId: string; agent: string; tags?: readonly string[] };
     target: ConnectionTarget;
     policy: Policy;
   }>;
@@ -53,6 +54,8 @@ export interface HubStore {
 
 export interface HubOptions {
   readonly store: HubStore;
+  /** Decides whether a client may open a connection; admins-only when omitted. */
+  readonly authorize?: Authorizer;
   readonly limits: TunnelLimits;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -67,6 +70,7 @@ interface AgentLink {
 }
 
 interface ClientLink {
+  readonly caller: Caller;
   readonly userId: string;
   readonly userName: string;
   readonly tunnel: FrameConnection;
@@ -129,10 +133,12 @@ export class Hub {
     });
   }
 
-  acceptClient(ws: WebSocketLike, user: { userId: string; name: string }): void {
+  acceptClient(ws: WebSocketLike, caller: Caller): void {
+    const user = { userId: caller.userId, name: caller.name };
     const logger = this.options.logger.child({ user: user.name });
     const tunnel = this.frameConnection(ws, `client ${user.name}`, logger);
     const link: ClientLink = {
+      caller,
       userId: user.userId,
       userName: user.name,
       tunnel,
@@ -233,6 +239,23 @@ export class Hub {
       resolved = await this.options.store.resolveConnectionTarget(name);
     } catch (err) {
       fail(toHoopError(err));
+      return;
+    }
+    const authorize = this.options.authorize ?? adminOnlyAuthorizer;
+    let allowed = false;
+    try {
+      allowed = await authorize(
+        link.caller,
+        { name: resolved.info.name, tags: resolved.info.tags ?? [] },
+        'connect',
+      );
+    } catch (err) {
+      fail(toHoopError(err));
+      return;
+    }
+    if (!allowed) {
+      // Not usable and not even acknowledged: the same answer as for a connection that does not exist.
+      fail(new HoopError('CONNECTION_NOT_FOUND', `no connection named ${name} that you may use`));
       return;
     }
     const agent = this.agents.get(resolved.info.agentId);

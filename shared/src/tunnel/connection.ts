@@ -201,7 +201,7 @@ export class FrameConnection {
       return;
     }
     if (frame.stream === TUNNEL_STREAM) {
-      if (control?.t === 'audit') {
+      if (control?.t === 'audit' || control?.t === 'audit-ack' || control?.t === 'terminate') {
         this.handlers?.onFrame(frame, control);
         return;
       }

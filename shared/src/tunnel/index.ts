@@ -22,6 +22,7 @@ export {
 export { Heartbeat } from './heartbeat.js';
 export { defaultTunnelLimits, resolveLimits, type TunnelLimits } from './limits.js';
 export {
+  type AuditAckMessage,
   type AuditBatchMessage,
   type CloseMessage,
   type ControlMessage,
@@ -36,6 +37,7 @@ export {
   type OpenOkMessage,
   type OpenSessionMessage,
   PROTOCOL_VERSION,
+  type TerminateMessage,
   type TunnelErrorMessage,
   TunnelRole,
 } from './messages.js';

@@ -41,12 +41,31 @@ export interface OpenSessionMessage {
   readonly user: string;
   /** The connection's policy; the agent validates it again and refuses what it can't enforce. */
   readonly policy?: Policy;
+  /** The grant (JWT) the session runs on; the agent verifies it against the broker's JWKS. */
+  readonly grant?: string;
 }
 
-/** Agent → broker on stream 0: audit events from engines. */
+/**
+ * Agent → broker on stream 0: audit events from engines. With `seq` (the agent's spool
+ * sequence of this batch's first event), the broker answers `audit-ack` once stored.
+ */
 export interface AuditBatchMessage {
   readonly t: 'audit';
   readonly events: readonly AuditEvent[];
+  readonly seq?: number;
+}
+
+/** Broker → agent on stream 0: every event up to and including `seq` is stored. */
+export interface AuditAckMessage {
+  readonly t: 'audit-ack';
+  readonly seq: number;
+}
+
+/** Broker → agent on a session's stream, or stream 0 for all: end this session now. */
+export interface TerminateMessage {
+  readonly t: 'terminate';
+  readonly session: string;
+  readonly error: ErrorBody;
 }
 
 /** Answer to open / open-session. */
@@ -86,7 +105,9 @@ export type ControlMessage =
   | OpenErrorMessage
   | CloseMessage
   | TunnelErrorMessage
-  | AuditBatchMessage;
+  | AuditBatchMessage
+  | AuditAckMessage
+  | TerminateMessage;
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -166,11 +187,20 @@ export function decodeControl(body: Buffer): ControlMessage {
       str(o, 'session');
       str(o, 'user');
       target(o, 'target');
+      str(o, 'grant', true);
       if (o['policy'] !== undefined && (o['policy'] === null || typeof o['policy'] !== 'object')) {
         throw malformed('field policy must be an object');
       }
       break;
+    case 'audit-ack':
+      int(o, 'seq');
+      break;
+    case 'terminate':
+      str(o, 'session');
+      errorBody(o, 'error');
+      break;
     case 'audit':
+      if (o['seq'] !== undefined) int(o, 'seq');
       if (!Array.isArray(o['events']) || o['events'].length > 10_000)
         throw malformed('field events must be a list');
       for (const event of o['events'] as unknown[]) {

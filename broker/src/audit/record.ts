@@ -1,0 +1,49 @@
+/**
+ * The one function through which the broker records what happens outside sessions: logins,
+ * grants minted and revoked, admin changes. Session events from agents go through the same
+ * table (`store/audit.ts`).
+ */
+import type { Logger } from '@hoop/shared';
+import { nowOf, type StoreContext } from '../store/context.js';
+import { auditEvents } from '../store/schema.js';
+
+export type BrokerAuditType =
+  | 'login'
+  | 'login-failed'
+  | 'grant-minted'
+  | 'grant-revoked'
+  | 'admin-change'
+  | 'review-created'
+  | 'review-decided';
+
+export interface BrokerAuditEvent {
+  readonly type: BrokerAuditType;
+  /** Who did it (user name), when known. */
+  readonly actor?: string;
+  /** What it was about (connection, grant id, user, …). */
+  readonly subject?: string;
+  readonly session?: string;
+  /** Extra facts; never a secret or token. */
+  readonly detail?: Readonly<Record<string, unknown>>;
+}
+
+export type AuditRecorder = (event: BrokerAuditEvent) => Promise<void>;
+
+export function createAuditRecorder(ctx: StoreContext, logger: Logger): AuditRecorder {
+  return async (event) => {
+    const at = nowOf(ctx);
+    try {
+      await ctx.db.insert(auditEvents).values({
+        sessionId: event.session ?? null,
+        agentId: null,
+        type: event.type,
+        at,
+        receivedAt: at,
+        data: { ...event, at: at.getTime() },
+      });
+    } catch (err) {
+      logger.error('could not record an audit event', { type: event.type, error: err });
+      throw err;
+    }
+  };
+}
