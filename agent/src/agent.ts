@@ -10,6 +10,7 @@ import {
   type Clock,
   errorBodyOf,
   HoopError,
+  hoopErrorOf,
   type Logger,
   type OpenSessionMessage,
   type Policy,
@@ -205,6 +206,13 @@ export class Agent extends EventEmitter<AgentEvents> {
       });
       this.endpoint = endpoint;
       endpoint.on('stream', (stream, message) => this.serve(stream, message));
+      endpoint.on('control', (message) => {
+        if (message.t === 'terminate') {
+          // The broker ended the session (grant revoked or expired, identity disabled): abort it
+          // with the reason, so the engine can tell the client before closing.
+          this.sessions.get(message.session)?.abort(hoopErrorOf(message.error));
+        }
+      });
       endpoint.on('close', (err) => {
         this.audit.setChannel(undefined);
         for (const abort of this.sessions.values()) abort.abort();

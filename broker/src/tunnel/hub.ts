@@ -20,6 +20,7 @@ import {
   MAX_STREAM_ID,
   type Policy,
   rewriteStream,
+  TUNNEL_STREAM,
   type TunnelLimits,
   toHoopError,
   type WebSocketLike,
@@ -153,6 +154,36 @@ export class Hub {
         for (const route of [...link.routes.values()]) this.endRoute(route, undefined, 'client');
       },
     });
+  }
+
+  /**
+   * Ends live sessions: every session of a user (disabled, key deleted) or of one grant (revoked,
+   * expired). The agent gets `terminate` with the reason, so its engine can tell the client in
+   * the protocol's own words (psql: FATAL) before closing; the CLI side gets `close` with it.
+   * Returns how many sessions were ended.
+   */
+  terminateSessions(filter: { userId?: string; grantId?: string }, error: HoopError): number {
+    let ended = 0;
+    for (const link of this.clients) {
+      for (const route of [...link.routes.values()]) {
+        const match =
+          (filter.userId !== undefined && link.caller.userId === filter.userId) ||
+          (filter.grantId !== undefined && route.grantId === filter.grantId);
+        if (!match || route.state === RouteState.closed) continue;
+        route.agent.tunnel.sendControl(TUNNEL_STREAM, {
+          t: 'terminate',
+          session: route.session,
+          error: errorBodyOf(error),
+        });
+        route.client.tunnel.sendControl(route.client.stream, {
+          t: 'close',
+          error: errorBodyOf(error),
+        });
+        this.finish(route, error);
+        ended++;
+      }
+    }
+    return ended;
   }
 
   /** Closes every tunnel (broker shutdown). */

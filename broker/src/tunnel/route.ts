@@ -37,6 +37,8 @@ export class Route {
     readonly client: RouteEnd,
     readonly agent: RouteEnd,
     readonly window: number,
+    /** The grant the session runs on (its jti), when known. */
+    readonly grantId?: string,
   ) {}
 
   get state(): RouteState {

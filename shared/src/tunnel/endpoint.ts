@@ -9,7 +9,7 @@ import type { Clock } from '../clock.js';
 import { HoopError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { ConnectionState, FrameConnection } from './connection.js';
-import { decodeWindow, type Frame, FrameKind, MAX_STREAM_ID } from './frame.js';
+import { decodeWindow, type Frame, FrameKind, MAX_STREAM_ID, TUNNEL_STREAM } from './frame.js';
 import type { TunnelLimits } from './limits.js';
 import {
   type ControlMessage,
@@ -32,6 +32,8 @@ export interface TunnelEndpointOptions {
 
 export interface TunnelEndpointEvents {
   ready: [HelloMessage];
+  /** Tunnel-level control from the broker (stream 0): audit-ack, terminate. */
+  control: [ControlMessage];
   stream: [TunnelStream, OpenSessionMessage];
   close: [HoopError | undefined];
 }
@@ -168,6 +170,10 @@ export class TunnelEndpoint extends EventEmitter<TunnelEndpointEvents> implement
   }
 
   private onFrame(frame: Frame, control: ControlMessage | undefined): void {
+    if (frame.stream === TUNNEL_STREAM) {
+      if (control !== undefined) this.emit('control', control);
+      return;
+    }
     const stream = this.streams.get(frame.stream);
     if (frame.kind === FrameKind.data) {
       stream?.receiveData(frame.body);
