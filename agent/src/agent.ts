@@ -24,6 +24,7 @@ import {
   type TunnelStream,
   toHoopError,
   tunnelUrl,
+  zeroMask,
 } from '@hoop/shared';
 import WebSocket from 'ws';
 import { AuditSender } from './audit-sender.js';
@@ -159,6 +160,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       headers: { authorization: `Bearer ${this.options.token}` },
       perMessageDeflate: false,
       maxPayload: this.limits.maxMessageBytes,
+      generateMask: zeroMask,
       handshakeTimeout: 10_000,
     });
     this.socket = ws;

@@ -92,6 +92,7 @@ export {
   TunnelStream,
   type TunnelStreamOptions,
   tunnelUrl,
+  zeroMask,
   type WebSocketLike,
   WS_OPEN,
 } from './tunnel/index.js';

@@ -11,6 +11,15 @@ import { resolveLimits, type TunnelLimits } from './limits.js';
 import type { OpenConnectionMessage } from './messages.js';
 import type { TunnelStream } from './stream.js';
 
+/**
+ * WebSocket clients must mask frames, but the mask only protects proxies from scripts running in
+ * browsers; hoop's clients are not browsers. An all-zero mask lets ws skip the byte-by-byte XOR
+ * on both ends (it checks for it), which matters for bulk results.
+ */
+export function zeroMask(mask: Buffer): void {
+  mask.fill(0);
+}
+
 /** The ws(s) URL of a tunnel endpoint, from the broker's base http(s) URL. */
 export function tunnelUrl(brokerUrl: string, path: '/v1/agent' | '/v1/tunnel'): string {
   let url: URL;
@@ -80,6 +89,7 @@ export class TunnelClient {
         headers: { authorization: `Bearer ${this.options.token}` },
         perMessageDeflate: false,
         maxPayload: this.limits.maxMessageBytes,
+        generateMask: zeroMask,
         handshakeTimeout: this.options.connectTimeoutMs ?? 10_000,
       });
       let settled = false;

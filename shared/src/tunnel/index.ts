@@ -1,4 +1,4 @@
-export { TunnelClient, type TunnelClientOptions, tunnelUrl } from './client.js';
+export { TunnelClient, type TunnelClientOptions, tunnelUrl, zeroMask } from './client.js';
 export {
   ConnectionState,
   FrameConnection,
