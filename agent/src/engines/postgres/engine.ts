@@ -1,5 +1,5 @@
 /**
- * The Postgres engine (v0). For each client connection it plays the server to the client (no
+ * The Postgres engine. For each client connection it plays the server to the client (no
  * password asked: the client never holds the target's credential), logs in to the target itself
  * with the connection's credential (trust, cleartext, MD5, SCRAM-SHA-256; TLS when the
  * connection asks), then relays bytes both ways. Cancel keys are swapped for agent-made ones and
@@ -8,14 +8,18 @@
  *
  *   client ──startup──► engine ──dial, startup, auth──► target
  *   client ◄─AuthenticationOk, ParameterStatus…, agent BackendKeyData, ReadyForQuery── engine
- *   client ◄════════════════ raw relay with backpressure ═══════════════► target
+ *   client ◄══════ policy proxy: guardrails, masking, recording (proxy.ts) ══════► target
+ *
+ * The raw relay is kept only for sessions whose policy neither inspects content nor records.
  */
+import { randomBytes } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
 import { type Clock, HoopError, type Logger, silentLogger, systemClock } from '@hoop/shared';
 import type { Engine, EngineSession } from '../engine.js';
 import { CancelTable } from './cancel.js';
 import { DEFAULT_MAX_SCRAM_ITERATIONS } from './scram.js';
 import { PostgresSession, type SessionContext } from './session.js';
+import { loadSqlParser, type SqlParse } from './sql.js';
 
 export interface PostgresEngineOptions {
   readonly logger?: Logger;
@@ -39,6 +43,25 @@ export interface PostgresEngineOptions {
    * `ca` adds trusted roots.
    */
   readonly targetTls?: Pick<ConnectionOptions, 'ca' | 'rejectUnauthorized'>;
+  /**
+   * Key of the `hash` masking strategy. Keep it stable per agent so hashed values still join
+   * across sessions; a random key (stable for this engine's lifetime) when omitted.
+   */
+  readonly maskingKey?: Buffer | string;
+  /** Largest single message after the handshake, either direction. Default 64 MiB. */
+  readonly maxMessageBytes?: number;
+  /** Client messages awaiting the target's answer (pipelining). Default 100000. */
+  readonly maxPendingMessages?: number;
+  /** Prepared statements / portals remembered per session for audit and EXECUTE. Default 10000. */
+  readonly maxPreparedStatements?: number;
+  /** Catalog lookup (column masks) timeout, connecting included. Default 10 s. */
+  readonly catalogTimeoutMs?: number;
+  /** How long a table's column names are cached per session. Default 30 s. */
+  readonly catalogCacheMs?: number;
+  /** Longest statement text or parameter put in an audit event. Default 16384 characters. */
+  readonly maxRecordedTextChars?: number;
+  /** Loads the SQL parser (tests inject a failing one). Default: libpg-query. */
+  readonly loadSqlParser?: () => Promise<SqlParse>;
 }
 
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
@@ -82,6 +105,33 @@ export class PostgresEngine implements Engine {
         DEFAULT_MAX_SCRAM_ITERATIONS,
       ),
       tlsOptions: options.targetTls,
+      proxy: {
+        maskingKey:
+          options.maskingKey === undefined ? randomBytes(32) : Buffer.from(options.maskingKey),
+        maxMessageBytes: positiveInteger(
+          'maxMessageBytes',
+          options.maxMessageBytes,
+          64 * 1024 * 1024,
+        ),
+        maxPendingMessages: positiveInteger(
+          'maxPendingMessages',
+          options.maxPendingMessages,
+          100_000,
+        ),
+        maxPreparedStatements: positiveInteger(
+          'maxPreparedStatements',
+          options.maxPreparedStatements,
+          10_000,
+        ),
+        catalogTimeoutMs: positiveInteger('catalogTimeoutMs', options.catalogTimeoutMs, 10_000),
+        catalogCacheMs: positiveInteger('catalogCacheMs', options.catalogCacheMs, 30_000),
+        maxRecordedTextChars: positiveInteger(
+          'maxRecordedTextChars',
+          options.maxRecordedTextChars,
+          16_384,
+        ),
+        loadSqlParser: options.loadSqlParser ?? loadSqlParser,
+      },
     };
   }
 

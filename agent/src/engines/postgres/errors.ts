@@ -38,6 +38,10 @@ export const PgFailure = {
   authUnsupported: 'AUTH_UNSUPPORTED',
   scramFailed: 'SCRAM_FAILED',
   sessionRefused: 'SESSION_REFUSED',
+  /** The connection's policy has a part this engine cannot enforce. */
+  policyUnenforceable: 'POLICY_UNENFORCEABLE',
+  /** The client pipelined more messages than `maxPendingMessages` without reading answers. */
+  tooManyPending: 'TOO_MANY_PENDING',
 } as const;
 export type PgFailure = (typeof PgFailure)[keyof typeof PgFailure];
 

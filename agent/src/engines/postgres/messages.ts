@@ -96,6 +96,8 @@ export const SqlState = {
   invalidPassword: '28P01',
   featureNotSupported: '0A000',
   insufficientPrivilege: '42501',
+  syntaxError: '42601',
+  inFailedSqlTransaction: '25P02',
   adminShutdown: '57P01',
   queryCanceled: '57014',
   internalError: 'XX000',

@@ -15,6 +15,11 @@ export interface PgMessage {
   readonly body: Buffer;
 }
 
+/** A typed message plus its whole wire frame (type, length, body), for forwarding unchanged. */
+export interface PgFrame extends PgMessage {
+  readonly frame: Buffer;
+}
+
 /** The packets a client may open a connection with. */
 export type StartupPacket =
   | { readonly kind: 'ssl-request' }
@@ -49,19 +54,35 @@ export class PacketReader {
     this.options = options;
   }
 
+  /** Chunks received after `buf`, joined only once a whole message is there (no O(n²) copying). */
+  private queue: Buffer[] = [];
+  private queued = 0;
+
   /** Bytes received and not yet returned. */
   get bufferedBytes(): number {
-    return this.buf.length - this.offset;
+    return this.buf.length - this.offset + this.queued;
   }
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    if (this.offset >= this.buf.length) {
+    if (this.offset >= this.buf.length && this.queued === 0) {
       this.buf = chunk;
-    } else {
-      this.buf = Buffer.concat([this.buf.subarray(this.offset), chunk]);
+      this.offset = 0;
+      return;
     }
+    this.queue.push(chunk);
+    this.queued += chunk.length;
+  }
+
+  /** Makes the next `bytes` buffered bytes contiguous in `buf`; false when fewer are buffered. */
+  private contiguous(bytes: number): boolean {
+    if (this.buf.length - this.offset >= bytes) return true;
+    if (this.bufferedBytes < bytes) return false;
+    this.buf = Buffer.concat([this.buf.subarray(this.offset), ...this.queue]);
     this.offset = 0;
+    this.queue = [];
+    this.queued = 0;
+    return true;
   }
 
   /**
@@ -69,8 +90,7 @@ export class PacketReader {
    *   Int32 length (counting itself) | Int32 request code | body
    */
   nextStartup(): StartupPacket | undefined {
-    const available = this.bufferedBytes;
-    if (available < 4) return undefined;
+    if (!this.contiguous(4)) return undefined;
     const length = this.buf.readInt32BE(this.offset);
     if (length > this.options.maxStartupBytes) {
       throw protocolError(
@@ -86,7 +106,7 @@ export class PacketReader {
         `invalid startup packet length ${length}`,
       );
     }
-    if (available < length) return undefined;
+    if (!this.contiguous(length)) return undefined;
     const packet = this.buf.subarray(this.offset, this.offset + length);
     this.offset += length;
     return parseStartupPacket(packet, this.options.side);
@@ -97,7 +117,12 @@ export class PacketReader {
    *   Byte1 type | Int32 length (counting itself, not the type) | body
    */
   nextMessage(): PgMessage | undefined {
-    if (this.bufferedBytes < 5) return undefined;
+    return this.nextFrame();
+  }
+
+  /** Like nextMessage, with the whole frame as a view too (no copy). */
+  nextFrame(): PgFrame | undefined {
+    if (!this.contiguous(5)) return undefined;
     const code = this.buf[this.offset] as number;
     const length = this.buf.readInt32BE(this.offset + 1);
     if (length < 4) {
@@ -114,18 +139,20 @@ export class PacketReader {
         `message type 0x${code.toString(16)} of ${length + 1} bytes exceeds the ${this.options.maxMessageBytes}-byte limit`,
       );
     }
+    if (!this.contiguous(1 + length)) return undefined;
     const end = this.offset + 1 + length;
-    if (end > this.buf.length) return undefined;
-    const body = this.buf.subarray(this.offset + 5, end);
+    const frame = this.buf.subarray(this.offset, end);
     this.offset = end;
-    return { code, body };
+    return { code, body: frame.subarray(5), frame };
   }
 
   /** Hands over every buffered byte (e.g. before switching to a raw relay) and empties the reader. */
   takeRemaining(): Buffer {
-    const rest = this.buf.subarray(this.offset);
+    const rest = Buffer.concat([this.buf.subarray(this.offset), ...this.queue]);
     this.buf = Buffer.alloc(0);
     this.offset = 0;
+    this.queue = [];
+    this.queued = 0;
     return rest;
   }
 }

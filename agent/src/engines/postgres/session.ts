@@ -8,19 +8,36 @@
  * dialing / authenticating: the agent's own connection and login to the target.
  * starting: AuthenticationOk to the client, then the target's ParameterStatus… ReadyForQuery,
  *   with BackendKeyData swapped for an agent key registered in the cancel table.
- * relaying: raw bytes both ways until either side closes.
+ * relaying: raw bytes both ways until either side closes — only when the policy neither
+ *   inspects content nor records (`recording: {enabled: false}` and no guardrails/masking).
+ * proxying: the policy proxy (proxy.ts): guardrails, masking and recording on every message.
+ * Before dialing, the policy is checked to be enforceable (enforcement.ts): fail closed.
  */
 import type { Socket } from 'node:net';
-import { type Clock, HoopError, type Logger, type TimerHandle, toHoopError } from '@hoop/shared';
+import {
+  type Clock,
+  HoopError,
+  type Logger,
+  policyInspectsContent,
+  type TimerHandle,
+  toHoopError,
+} from '@hoop/shared';
 import type { EngineSession } from '../engine.js';
 import { authenticateToTarget, targetRefusal } from './auth.js';
 import { type CancelKey, type CancelTable, sendCancel } from './cancel.js';
+import { Catalog } from './catalog.js';
 import { type DialOptions, dialTarget } from './dial.js';
+import { checkEnforceable, parserFor } from './enforcement.js';
 import { PgFailure, PostgresEngineError, protocolError, responseFor } from './errors.js';
+import { Guardrails } from './guardrails.js';
+import { Masker } from './masking.js';
 import { BackendCode, SqlState } from './messages.js';
+import { PolicyProxy } from './proxy.js';
 import { PacketReader } from './reader.js';
+import { Recorder } from './recorder.js';
 import { relay } from './relay.js';
 import { StreamSource } from './source.js';
+import type { SqlParse } from './sql.js';
 import { type ClientHello, readClientStartup, targetStartupParameters } from './startup.js';
 import {
   authenticationOk,
@@ -42,6 +59,20 @@ export interface SessionContext {
   readonly closeGraceMs: number;
   readonly maxScramIterations: number;
   readonly tlsOptions: DialOptions['tlsOptions'];
+  readonly proxy: ProxyLimits;
+}
+
+/** Resolved options of the policy proxy. */
+export interface ProxyLimits {
+  /** Key of the `hash` masking strategy (HMAC-SHA256), stable per agent so joins still work. */
+  readonly maskingKey: Buffer;
+  readonly maxMessageBytes: number;
+  readonly maxPendingMessages: number;
+  readonly maxPreparedStatements: number;
+  readonly catalogTimeoutMs: number;
+  readonly catalogCacheMs: number;
+  readonly maxRecordedTextChars: number;
+  readonly loadSqlParser: () => Promise<SqlParse>;
 }
 
 export const SessionState = {
@@ -51,6 +82,7 @@ export const SessionState = {
   authenticating: 'authenticating',
   starting: 'starting',
   relaying: 'relaying',
+  proxying: 'proxying',
   closed: 'closed',
 } as const;
 export type SessionState = (typeof SessionState)[keyof typeof SessionState];
@@ -60,8 +92,9 @@ const transitions: Record<SessionState, readonly SessionState[]> = {
   cancelling: ['closed'],
   dialing: ['authenticating', 'closed'],
   authenticating: ['starting', 'closed'],
-  starting: ['relaying', 'closed'],
+  starting: ['relaying', 'proxying', 'closed'],
   relaying: ['closed'],
+  proxying: ['closed'],
   closed: [],
 };
 
@@ -147,11 +180,19 @@ export class PostgresSession {
       await this.cancel(hello);
       return;
     }
+    const { policy } = this.session;
+    checkEnforceable(policy);
+    const parse = await parserFor(policy, this.ctx.proxy.loadSqlParser);
     this.transition(SessionState.dialing);
     const { target: conn, leftover } = await this.connect(hello);
     this.stopHandshakeTimer();
-    this.transition(SessionState.relaying);
     const early = clientSource.detach();
+    if (policyInspectsContent(policy) || policy.recording?.enabled !== false) {
+      this.transition(SessionState.proxying);
+      await this.proxy(conn, early, leftover, parse);
+      return;
+    }
+    this.transition(SessionState.relaying);
     if (leftover.length > 0) client.write(leftover);
     if (early.length > 0) conn.write(early);
     await relay(client, conn, {
@@ -161,6 +202,72 @@ export class PostgresSession {
       logger: this.logger,
     });
     this.logger.debug('postgres session ended');
+  }
+
+  /** Runs the policy proxy until the session ends, with session-start/end audit events. */
+  private async proxy(
+    conn: Socket,
+    fromClient: Buffer,
+    fromTarget: Buffer,
+    parse: SqlParse | undefined,
+  ): Promise<void> {
+    const { policy, target, audit, sessionId } = this.session;
+    const limits = this.ctx.proxy;
+    const masker = new Masker(policy, limits.maskingKey);
+    const recorder = new Recorder({
+      sessionId,
+      sink: audit,
+      enabled: policy.recording?.enabled !== false,
+      clock: this.ctx.clock,
+      masker,
+      maxTextChars: limits.maxRecordedTextChars,
+    });
+    const catalog = masker.hasColumnMasks
+      ? new Catalog({
+          target,
+          password: this.session.credential.password,
+          clock: this.ctx.clock,
+          logger: this.logger,
+          signal: this.session.signal,
+          connectTimeoutMs: this.ctx.connectTimeoutMs,
+          tlsOptions: this.ctx.tlsOptions,
+          maxScramIterations: this.ctx.maxScramIterations,
+          timeoutMs: limits.catalogTimeoutMs,
+          cacheMs: limits.catalogCacheMs,
+        })
+      : undefined;
+    const sessionEvent = (type: 'session-start' | 'session-end'): void => {
+      if (!recorder.enabled) return;
+      audit({
+        type,
+        session: sessionId,
+        at: this.ctx.clock.now(),
+        connection: target.name,
+        user: target.user,
+      });
+    };
+    sessionEvent('session-start');
+    try {
+      await new PolicyProxy({
+        client: this.session.client,
+        target: conn,
+        guardrails: new Guardrails(policy, parse),
+        masker,
+        catalog,
+        recorder,
+        clock: this.ctx.clock,
+        logger: this.logger,
+        signal: this.session.signal,
+        closeGraceMs: this.ctx.closeGraceMs,
+        maxMessageBytes: limits.maxMessageBytes,
+        maxPendingMessages: limits.maxPendingMessages,
+        maxPreparedStatements: limits.maxPreparedStatements,
+      }).run(fromClient, fromTarget);
+    } finally {
+      catalog?.close();
+      sessionEvent('session-end');
+      this.logger.debug('postgres session ended');
+    }
   }
 
   /** Dials, authenticates and relays the target's startup messages; returns unread target bytes. */

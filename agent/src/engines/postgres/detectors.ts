@@ -1,0 +1,175 @@
+/**
+ * Value detectors: find sensitive values anywhere inside a text (a whole column value, a JSON
+ * document, a COPY row, an error message). Each candidate found by a pattern is confirmed by a
+ * checksum where one exists (Luhn for cards, mod-97 for IBANs), so ordinary numbers pass
+ * through. Patterns are linear (no nested quantifiers over the same characters).
+ */
+import type { DetectorName } from '@hoop/shared';
+
+export interface DetectorHit {
+  readonly detector: DetectorName;
+  readonly start: number;
+  readonly end: number;
+}
+
+/** Luhn checksum over a string of digits. */
+export function luhnValid(digits: string): boolean {
+  let sum = 0;
+  let double = false;
+  for (let i = digits.length - 1; i >= 0; i--) {
+    let d = digits.charCodeAt(i) - 48;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    double = !double;
+  }
+  return sum % 10 === 0;
+}
+
+/** ISO 13616 IBAN check: move the first four characters to the end, letters to numbers, mod 97 = 1. */
+export function ibanValid(candidate: string): boolean {
+  const iban = candidate.replace(/ /g, '').toUpperCase();
+  if (iban.length < 15 || iban.length > 34) return false;
+  const rearranged = iban.slice(4) + iban.slice(0, 4);
+  let remainder = 0;
+  for (const ch of rearranged) {
+    const code = ch.charCodeAt(0);
+    const value = code >= 65 ? String(code - 55) : ch;
+    for (const digit of value) remainder = (remainder * 10 + (digit.charCodeAt(0) - 48)) % 97;
+  }
+  return remainder === 1;
+}
+
+interface Pattern {
+  readonly detector: DetectorName;
+  readonly regex: RegExp;
+  /** Cheap pre-check on the whole text. */
+  readonly gate: (text: string) => boolean;
+  /** Confirms a candidate; may narrow it to the part that is really sensitive. */
+  readonly confirm?: (match: string) => Array<{ start: number; end: number }>;
+}
+
+const whole = (ok: boolean, match: string) => (ok ? [{ start: 0, end: match.length }] : []);
+
+/**
+ * A card number inside a run of digits (with space/dash separators): the whole run when it
+ * passes Luhn, else the first 13–19-digit window that does, so padding digits around a card
+ * number do not hide it.
+ */
+function findCard(run: string): Array<{ start: number; end: number }> {
+  const positions: number[] = [];
+  let digits = '';
+  for (let i = 0; i < run.length; i++) {
+    const c = run.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      positions.push(i);
+      digits += run[i];
+    }
+  }
+  if (digits.length <= 19 && luhnValid(digits)) return [{ start: 0, end: run.length }];
+  const found: Array<{ start: number; end: number }> = [];
+  let i = 0;
+  scan: while (i + 13 <= digits.length) {
+    for (const len of [16, 15, 14, 13, 19, 18, 17]) {
+      if (i + len <= digits.length && luhnValid(digits.slice(i, i + len))) {
+        found.push({ start: positions[i] as number, end: (positions[i + len - 1] as number) + 1 });
+        i += len;
+        continue scan;
+      }
+    }
+    i++;
+  }
+  return found;
+}
+
+const hasDigits = (count: number) => (text: string) => {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57 && ++n >= count) return true;
+  }
+  return false;
+};
+
+const patterns: readonly Pattern[] = [
+  {
+    detector: 'jwt',
+    // JWTs, and well-known API key shapes (Stripe, AWS access key ids, GitHub, Slack).
+    regex:
+      /eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*|\b(?:[sprk]k_(?:live|test)_[A-Za-z0-9]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36,}|xox[abprs]-[A-Za-z0-9-]{10,})/g,
+    gate: (t) => t.includes('eyJ') || t.includes('_') || t.includes('AKIA') || t.includes('xox'),
+  },
+  {
+    detector: 'email',
+    regex: /[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g,
+    gate: (t) => t.includes('@'),
+  },
+  {
+    detector: 'iban',
+    regex: /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b/gi,
+    gate: hasDigits(4),
+    confirm: (m) => whole(ibanValid(m), m),
+  },
+  {
+    detector: 'credit_card',
+    regex: /\d(?:[ -]?\d){12,}/g,
+    gate: hasDigits(13),
+    confirm: findCard,
+  },
+  {
+    detector: 'us_ssn',
+    regex: /(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)/g,
+    gate: hasDigits(9),
+  },
+  {
+    detector: 'phone',
+    // E.164-ish: a leading +, 8 to 15 digits with optional single separators.
+    regex: /(?<![\w+])\+\d(?:[ .-]?\(?\d\)?){7,14}(?!\d)/g,
+    gate: (t) => t.includes('+'),
+  },
+];
+
+/** Hits of `enabled` detectors in `text`, sorted, non-overlapping (first detector wins). */
+export function detect(text: string, enabled: ReadonlySet<DetectorName>): DetectorHit[] {
+  if (text.length < 6) return [];
+  let hits: DetectorHit[] | undefined;
+  for (const pattern of patterns) {
+    if (!enabled.has(pattern.detector) || !pattern.gate(text)) continue;
+    pattern.regex.lastIndex = 0;
+    for (const match of text.matchAll(pattern.regex)) {
+      const ranges =
+        pattern.confirm === undefined
+          ? [{ start: 0, end: match[0].length }]
+          : pattern.confirm(match[0]);
+      for (const range of ranges) {
+        const start = match.index + range.start;
+        const end = match.index + range.end;
+        hits ??= [];
+        if (hits.some((h) => start < h.end && h.start < end)) continue;
+        hits.push({ detector: pattern.detector, start, end });
+      }
+    }
+  }
+  if (hits === undefined) return [];
+  return hits.sort((a, b) => a.start - b.start);
+}
+
+/** Replaces every hit by `[redacted:<detector>]`; counts hits per detector into `counts`. */
+export function redactDetected(
+  text: string,
+  enabled: ReadonlySet<DetectorName>,
+  counts?: Map<string, number>,
+): string | undefined {
+  const hits = detect(text, enabled);
+  if (hits.length === 0) return undefined;
+  let out = '';
+  let last = 0;
+  for (const hit of hits) {
+    out += `${text.slice(last, hit.start)}[redacted:${hit.detector}]`;
+    last = hit.end;
+    counts?.set(hit.detector, (counts.get(hit.detector) ?? 0) + 1);
+  }
+  return out + text.slice(last);
+}

@@ -1,0 +1,756 @@
+/**
+ * The policy proxy: what runs after the handshake instead of the raw relay whenever the policy
+ * inspects content or recording is on. Two MessagePumps, one per direction:
+ *
+ *   client ──Query/Parse/Bind/Execute/Sync…──► guardrails ──► target
+ *   client ◄──masking (DataRow, CopyData, errors, notices)◄── target
+ *
+ * Client messages the target answers are queued as expectations, in order, so each answer is
+ * matched to the message that caused it (the target answers in order, and after an error in an
+ * extended-protocol batch skips everything up to Sync). That is how rows are tied to their
+ * RowDescription, answers to audit records, and how a denial is answered in the right place.
+ *
+ * Denials: a denied Query is not forwarded; once every earlier answer has reached the client the
+ * proxy sends ErrorResponse (42501) and ReadyForQuery itself. A denied Parse (or a Bind of a
+ * statement that may not run) makes the proxy drop client messages up to Sync, forward the
+ * Sync, and put the ErrorResponse before the target's ReadyForQuery. Inside a transaction block
+ * a real server would now be in the failed state: the proxy answers ReadyForQuery 'E' and keeps
+ * a *virtual* failed state — every statement but ROLLBACK / ROLLBACK TO SAVEPOINT / COMMIT is
+ * refused with 25P02 as postgres would, and COMMIT is sent as ROLLBACK (which is what postgres
+ * does with a COMMIT of a failed transaction), so work before the denial is never committed.
+ *
+ * Unchanged messages are forwarded as the original bytes; only masked DataRows and text
+ * messages are re-encoded.
+ */
+import type { Duplex } from 'node:stream';
+import type { Clock, Logger, TimerHandle } from '@hoop/shared';
+import type { Catalog } from './catalog.js';
+import { PgFailure, PostgresEngineError, protocolError } from './errors.js';
+import { type Denial, denial, type Guardrails } from './guardrails.js';
+import { type ColumnPlan, MaskCounts, type Masker } from './masking.js';
+import { BackendCode, ErrorField, FrontendCode, SqlState } from './messages.js';
+import {
+  type ClientMessage,
+  decodeClientMessage,
+  decodeServerMessage,
+  encodeCopyData,
+  encodeDataRow,
+  encodeFields,
+  encodeNotification,
+  encodeParameterStatus,
+  encodeParse,
+  encodeQuery,
+  encodeReadyForQuery,
+  type FieldDescription,
+  rowsFromTag,
+  type TransactionStatus,
+} from './protocol.js';
+import { MessagePump } from './pump.js';
+import { PacketReader, type PgFrame } from './reader.js';
+import { Recorder, type StatementRecord } from './recorder.js';
+import type { StatementFacts } from './sql.js';
+import { encodeMessage, errorResponse } from './writer.js';
+
+export interface ProxyOptions {
+  readonly client: Duplex;
+  readonly target: Duplex;
+  readonly guardrails: Guardrails;
+  readonly masker: Masker;
+  /** Present when the policy masks by column. */
+  readonly catalog: Catalog | undefined;
+  readonly recorder: Recorder;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly signal: AbortSignal;
+  readonly closeGraceMs: number;
+  readonly maxMessageBytes: number;
+  /** Client messages awaiting an answer; more is a TOO_MANY_PENDING failure. */
+  readonly maxPendingMessages: number;
+  /** Named prepared statements / portals / SQL PREPAREs remembered (oldest forgotten first). */
+  readonly maxPreparedStatements: number;
+}
+
+type Expectation =
+  | {
+      kind: 'query';
+      record: StatementRecord | undefined;
+      forceFailed: boolean;
+      plan: ColumnPlan[] | undefined;
+    }
+  | { kind: 'sync'; forceFailed: boolean; inject: Buffer | undefined }
+  | { kind: 'parse' | 'bind' | 'close' }
+  | { kind: 'describe'; internalFor: ExecuteExpectation | undefined }
+  | ExecuteExpectation;
+
+interface ExecuteExpectation {
+  kind: 'execute';
+  record: StatementRecord | undefined;
+  plan: ColumnPlan[] | undefined;
+}
+
+interface Prepared {
+  readonly sql: string;
+  /** Ends a (failed) transaction: ROLLBACK, ROLLBACK TO, COMMIT. */
+  readonly ending: boolean;
+}
+
+interface Portal extends Prepared {
+  readonly params: (string | null)[];
+}
+
+const ENDING = new Set(['commit', 'rollback', 'rollback-to', 'prepare-transaction']);
+
+const abortedDenial: Denial = {
+  rule: 'transaction-aborted',
+  message:
+    'current transaction is aborted, commands ignored until end of transaction block (hoop denied an earlier statement)',
+  sqlstate: SqlState.inFailedSqlTransaction,
+};
+
+/** Bounded insertion-ordered map: the oldest entry goes when full. */
+class BoundedMap<V> extends Map<string, V> {
+  constructor(private readonly limit: number) {
+    super();
+  }
+  override set(key: string, value: V): this {
+    this.delete(key);
+    super.set(key, value);
+    if (this.size > this.limit) {
+      const oldest = this.keys().next().value;
+      if (oldest !== undefined) this.delete(oldest);
+    }
+    return this;
+  }
+}
+
+export class PolicyProxy {
+  private readonly o: ProxyOptions;
+  private readonly expect: Expectation[] = [];
+  private head = 0;
+  private status: TransactionStatus = 'I';
+  private virtualAbort = false;
+  private batchErrored = false;
+  private skipUntilSync: Buffer | undefined;
+  private copyOut: { binary: boolean } | undefined;
+  private readonly statements: BoundedMap<Prepared>;
+  private readonly portals: BoundedMap<Portal>;
+  /** Names prepared with SQL PREPARE that passed the guardrails. */
+  private readonly sqlPrepared: BoundedMap<true>;
+  private idleWaiters: Array<() => void> = [];
+  private readonly clientPump: MessagePump;
+  private readonly targetPump: MessagePump;
+
+  constructor(options: ProxyOptions) {
+    this.o = options;
+    this.statements = new BoundedMap(options.maxPreparedStatements);
+    this.portals = new BoundedMap(options.maxPreparedStatements);
+    this.sqlPrepared = new BoundedMap(options.maxPreparedStatements);
+    const reader = (side: 'client' | 'target') =>
+      new PacketReader({ side, maxStartupBytes: 8, maxMessageBytes: options.maxMessageBytes });
+    this.clientPump = new MessagePump({
+      source: options.client,
+      dest: options.target,
+      reader: reader('client'),
+      handle: (frame, out) => this.onClient(frame, out),
+      onFailure: (err) => this.fail(err),
+    });
+    this.targetPump = new MessagePump({
+      source: options.target,
+      dest: options.client,
+      reader: reader('target'),
+      handle: (frame, out) => this.onTarget(frame, out),
+      onFailure: (err) => this.fail(err),
+    });
+  }
+
+  /** Runs until both sides are closed. `fromClient`/`fromTarget`: bytes read during startup. */
+  run(fromClient: Buffer, fromTarget: Buffer): Promise<void> {
+    const { client, target, clock, closeGraceMs, signal, logger } = this.o;
+    return new Promise<void>((resolve) => {
+      const sides = [client, target] as const;
+      const closed = new Set<Duplex>();
+      let grace: TimerHandle | undefined;
+      const destroyAll = (): void => {
+        for (const side of sides) side.destroy();
+      };
+      const shutdown = (): void => {
+        for (const side of sides) if (!side.writableEnded && !side.destroyed) side.end();
+        grace ??= clock.setTimeout(destroyAll, closeGraceMs);
+      };
+      const onClose = (side: Duplex): void => {
+        closed.add(side);
+        if (closed.size < sides.length) {
+          shutdown();
+          return;
+        }
+        if (grace !== undefined) clock.clearTimeout(grace);
+        signal.removeEventListener('abort', onAbort);
+        this.clientPump.stop();
+        this.targetPump.stop();
+        for (const wake of this.idleWaiters.splice(0)) wake();
+        resolve();
+      };
+      const onAbort = (): void => {
+        logger.debug('session aborted, closing the proxy');
+        target.destroy();
+        shutdown();
+      };
+      this.shutdown = shutdown;
+      for (const side of sides) {
+        const name = side === client ? 'client' : 'target';
+        side.on('error', (err: Error) => {
+          logger.debug('proxy stream failed', { side: name, error: err });
+          destroyAll();
+        });
+        side.once('end', shutdown);
+        if (side.closed) onClose(side);
+        else side.once('close', () => onClose(side));
+      }
+      signal.addEventListener('abort', onAbort);
+      this.targetPump.start(fromTarget);
+      this.clientPump.start(fromClient);
+      if (signal.aborted) onAbort();
+    });
+  }
+
+  private shutdown: () => void = () => {};
+
+  /** A protocol violation or internal failure: tell the client (FATAL) and close both sides. */
+  private fail(err: unknown): void {
+    const response =
+      err instanceof PostgresEngineError && err.response !== undefined
+        ? err.response
+        : {
+            severity: 'FATAL' as const,
+            code: SqlState.internalError,
+            message: 'hoop: internal error in the agent',
+          };
+    this.o.logger.warn('policy proxy failed', { error: err });
+    const { client } = this.o;
+    if (!client.destroyed && !client.writableEnded) client.write(errorResponse(response));
+    this.o.target.destroy();
+    this.shutdown();
+  }
+
+  // ---- expectations ----
+
+  private push(e: Expectation): void {
+    if (this.expect.length - this.head >= this.o.maxPendingMessages) {
+      throw protocolError(
+        'client',
+        PgFailure.tooManyPending,
+        `more than ${this.o.maxPendingMessages} messages awaiting an answer (maxPendingMessages)`,
+      );
+    }
+    this.expect.push(e);
+  }
+
+  private peek(): Expectation | undefined {
+    return this.expect[this.head];
+  }
+
+  private pop(): Expectation | undefined {
+    const e = this.expect[this.head];
+    if (e === undefined) return undefined;
+    this.expect[this.head] = undefined as unknown as Expectation;
+    this.head++;
+    if (this.head > 1024 && this.head * 2 > this.expect.length) {
+      this.expect.splice(0, this.head);
+      this.head = 0;
+    }
+    if (this.head >= this.expect.length) {
+      this.expect.length = 0;
+      this.head = 0;
+    }
+    return e;
+  }
+
+  private get pending(): number {
+    return this.expect.length - this.head;
+  }
+
+  /** Resolves once every forwarded message has been answered. */
+  private idle(): Promise<void> | undefined {
+    if (this.pending === 0) return undefined;
+    return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private wakeIfIdle(): void {
+    if (this.pending !== 0) return;
+    for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  private get record(): boolean {
+    return this.o.recorder.enabled;
+  }
+
+  // ---- client → target ----
+
+  private onClient(frame: PgFrame, out: Buffer[]): undefined | Promise<void> {
+    const code = frame.code;
+    if (code === FrontendCode.copyData || code === FrontendCode.copyDone) {
+      if (this.skipUntilSync === undefined) out.push(frame.frame);
+      return undefined;
+    }
+    const message = decodeClientMessage(code, frame.body);
+    if (this.skipUntilSync !== undefined) {
+      if (message.type !== 'sync') return undefined;
+      const inject = this.skipUntilSync;
+      this.skipUntilSync = undefined;
+      out.push(frame.frame);
+      this.push({ kind: 'sync', forceFailed: this.virtualAbort, inject });
+      return this.idle();
+    }
+    switch (message.type) {
+      case 'query':
+        return this.onQuery(message.sql, frame, out);
+      case 'parse':
+        return this.onParse(message, frame, out);
+      case 'bind': {
+        const statement = this.statements.get(message.statement);
+        if (this.virtualAbort && statement?.ending !== true) {
+          this.denyBatch(abortedDenial, statement?.sql ?? '', undefined);
+          return undefined;
+        }
+        this.portals.set(message.portal, {
+          sql: statement?.sql ?? '',
+          ending: statement?.ending ?? false,
+          params: this.record ? Recorder.params(message.params, message.paramFormats) : [],
+        });
+        out.push(frame.frame);
+        this.push({ kind: 'bind' });
+        return undefined;
+      }
+      case 'describe':
+        out.push(frame.frame);
+        this.push({ kind: 'describe', internalFor: undefined });
+        return undefined;
+      case 'execute':
+        return this.onExecute(message.portal, frame, out);
+      case 'close':
+        if (message.target === 'S') this.statements.delete(message.name);
+        else this.portals.delete(message.name);
+        out.push(frame.frame);
+        this.push({ kind: 'close' });
+        return undefined;
+      case 'sync':
+        out.push(frame.frame);
+        this.push({ kind: 'sync', forceFailed: this.virtualAbort, inject: undefined });
+        return undefined;
+      case 'function-call':
+        if (this.o.guardrails.needed) {
+          return this.denyQuery(
+            '<function call>',
+            denial('the fastpath function call protocol bypasses inspection', 'function-call'),
+          );
+        }
+        out.push(frame.frame);
+        this.push({
+          kind: 'query',
+          record: this.record ? this.o.recorder.start('<function call>') : undefined,
+          forceFailed: false,
+          plan: undefined,
+        });
+        return undefined;
+      default:
+        // flush, copy-fail, terminate: forwarded as they are.
+        out.push(frame.frame);
+        return undefined;
+    }
+  }
+
+  /** Guardrails for a SQL string; in the virtual failed state only transaction ends pass. */
+  private verdict(
+    sql: string,
+  ): { allowed: true; statements: readonly StatementFacts[] } | { allowed: false; denial: Denial } {
+    const verdict = this.o.guardrails.check(sql, new Set(this.sqlPrepared.keys()));
+    if (!this.virtualAbort) return verdict;
+    if (verdict.allowed && ENDING.has(verdict.statements[0]?.transaction ?? '')) return verdict;
+    return { allowed: false, denial: abortedDenial };
+  }
+
+  /** Remembers SQL PREPARE / DEALLOCATE of allowed statements (EXECUTE is checked against them). */
+  private track(statements: readonly StatementFacts[]): void {
+    for (const s of statements) {
+      if (s.prepare !== undefined) this.sqlPrepared.set(s.prepare, true);
+      if (s.deallocate === '*') this.sqlPrepared.clear();
+      else if (s.deallocate !== undefined) this.sqlPrepared.delete(s.deallocate);
+    }
+  }
+
+  private onQuery(sql: string, frame: PgFrame, out: Buffer[]): undefined | Promise<void> {
+    const verdict = this.verdict(sql);
+    if (!verdict.allowed) return this.denyQuery(sql, verdict.denial);
+    this.track(verdict.statements);
+    const first = verdict.statements[0]?.transaction;
+    if (this.virtualAbort) {
+      this.virtualAbort = false;
+      // COMMIT (or PREPARE TRANSACTION) of a failed transaction rolls it back.
+      out.push(
+        first === 'commit' || first === 'prepare-transaction'
+          ? encodeQuery('ROLLBACK')
+          : frame.frame,
+      );
+    } else {
+      out.push(frame.frame);
+    }
+    this.push({
+      kind: 'query',
+      record: this.record ? this.o.recorder.start(sql) : undefined,
+      forceFailed: false,
+      plan: undefined,
+    });
+    return undefined;
+  }
+
+  /** Answers a denied simple Query once everything before it has been answered. */
+  private denyQuery(sql: string, found: Denial): Promise<void> {
+    const respond = (): void => {
+      const status: TransactionStatus = this.status === 'I' ? 'I' : 'E';
+      if (status === 'E') this.virtualAbort = true;
+      this.toClient(
+        errorResponse({ severity: 'ERROR', code: found.sqlstate, message: found.message }),
+        encodeReadyForQuery(status),
+      );
+      this.recordDenial(sql, found, undefined);
+    };
+    const waiting = this.idle();
+    if (waiting === undefined) {
+      respond();
+      return Promise.resolve();
+    }
+    return waiting.then(respond);
+  }
+
+  /** A denied extended-protocol message: drop the client's messages up to Sync. */
+  private denyBatch(found: Denial, sql: string, params: (string | null)[] | undefined): void {
+    this.skipUntilSync = errorResponse({
+      severity: 'ERROR',
+      code: found.sqlstate,
+      message: found.message,
+    });
+    this.recordDenial(sql, found, params);
+  }
+
+  private recordDenial(sql: string, found: Denial, params: (string | null)[] | undefined): void {
+    this.o.logger.info('statement denied by policy', { rule: found.rule });
+    const record = this.o.recorder.start(sql, params);
+    record.denied = { rule: found.rule };
+    record.error = { code: found.sqlstate, message: found.message };
+    this.o.recorder.finish(record);
+  }
+
+  private toClient(...buffers: Buffer[]): void {
+    const { client } = this.o;
+    if (client.destroyed || client.writableEnded) return;
+    client.write(buffers.length === 1 ? (buffers[0] as Buffer) : Buffer.concat(buffers));
+  }
+
+  private onParse(
+    message: Extract<ClientMessage, { type: 'parse' }>,
+    frame: PgFrame,
+    out: Buffer[],
+  ): undefined {
+    const verdict = this.verdict(message.sql);
+    if (!verdict.allowed) {
+      this.denyBatch(verdict.denial, message.sql, undefined);
+      return undefined;
+    }
+    this.track(verdict.statements);
+    const first = verdict.statements[0]?.transaction;
+    const ending = ENDING.has(first ?? '');
+    this.statements.set(message.name, { sql: message.sql, ending });
+    if (this.virtualAbort && (first === 'commit' || first === 'prepare-transaction')) {
+      out.push(encodeParse(message.name, 'ROLLBACK', message.paramTypes));
+    } else {
+      out.push(frame.frame);
+    }
+    this.push({ kind: 'parse' });
+    return undefined;
+  }
+
+  private onExecute(portalName: string, frame: PgFrame, out: Buffer[]): undefined {
+    const portal = this.portals.get(portalName);
+    if (this.virtualAbort) {
+      if (portal?.ending !== true) {
+        this.denyBatch(abortedDenial, portal?.sql ?? '', portal?.params);
+        return undefined;
+      }
+      this.virtualAbort = false;
+    }
+    const execute: ExecuteExpectation = {
+      kind: 'execute',
+      record: this.record ? this.o.recorder.start(portal?.sql ?? '', portal?.params) : undefined,
+      plan: undefined,
+    };
+    if (this.o.masker.active) {
+      // Describe the portal ourselves: its RowDescription (with the real result formats) tells
+      // how to mask the rows, even when the client never asked for it.
+      out.push(describePortal(portalName));
+      this.push({ kind: 'describe', internalFor: execute });
+    }
+    out.push(frame.frame);
+    this.push(execute);
+    return undefined;
+  }
+
+  // ---- target → client ----
+
+  private onTarget(frame: PgFrame, out: Buffer[]): undefined | Promise<void> {
+    const code = frame.code;
+    if (code === BackendCode.dataRow) {
+      this.onDataRow(frame, out);
+      return undefined;
+    }
+    const message = decodeServerMessage(code, frame.body);
+    switch (message.type) {
+      case 'row-description':
+        return this.onRowDescription(message.fields, frame, out);
+      case 'no-data': {
+        const head = this.peek();
+        if (head?.kind === 'describe') {
+          this.pop();
+          if (head.internalFor !== undefined) return undefined;
+        }
+        out.push(frame.frame);
+        return undefined;
+      }
+      case 'parse-complete':
+      case 'bind-complete':
+      case 'close-complete':
+        if (this.peek()?.kind !== 'query') this.pop();
+        out.push(frame.frame);
+        return undefined;
+      case 'command-complete':
+      case 'empty-query':
+      case 'portal-suspended': {
+        const head = this.peek();
+        const tag = message.type === 'command-complete' ? message.tag : undefined;
+        if (head?.kind === 'query' && head.record !== undefined && tag !== undefined) {
+          head.record.tag = tag;
+          head.record.addRows(rowsFromTag(tag));
+        }
+        if (head?.kind === 'execute') {
+          this.pop();
+          if (head.record !== undefined) {
+            if (tag !== undefined) {
+              head.record.tag = tag;
+              head.record.addRows(rowsFromTag(tag));
+            }
+            this.o.recorder.finish(head.record);
+          }
+        }
+        this.copyOut = undefined;
+        out.push(frame.frame);
+        return undefined;
+      }
+      case 'error':
+        this.onError(message.fields, frame, out);
+        return undefined;
+      case 'ready-for-query':
+        this.onReady(message.status, out);
+        return undefined;
+      case 'copy-response':
+        if (message.direction === 'out') this.copyOut = { binary: message.format === 1 };
+        out.push(frame.frame);
+        return undefined;
+      case 'copy-data':
+        this.onCopyData(message.data, frame, out);
+        return undefined;
+      case 'copy-done':
+        this.copyOut = undefined;
+        out.push(frame.frame);
+        return undefined;
+      case 'notice': {
+        const masked = this.maskFields(message.fields, this.currentCounts());
+        out.push(masked === undefined ? frame.frame : encodeFields(code, masked));
+        return undefined;
+      }
+      case 'parameter-status': {
+        const masked = this.o.masker.scanText(message.value, this.currentCounts());
+        out.push(masked === undefined ? frame.frame : encodeParameterStatus(message.name, masked));
+        return undefined;
+      }
+      case 'notification': {
+        const masked = this.o.masker.scanText(message.payload, this.currentCounts());
+        out.push(
+          masked === undefined
+            ? frame.frame
+            : encodeNotification(message.pid, message.channel, masked),
+        );
+        return undefined;
+      }
+      default:
+        out.push(frame.frame);
+        return undefined;
+    }
+  }
+
+  private currentCounts(): MaskCounts {
+    const head = this.peek();
+    if (head !== undefined && (head.kind === 'query' || head.kind === 'execute')) {
+      if (head.record !== undefined) return head.record.counts;
+    }
+    return new MaskCounts();
+  }
+
+  private onRowDescription(
+    fields: readonly FieldDescription[],
+    frame: PgFrame,
+    out: Buffer[],
+  ): undefined | Promise<void> {
+    const head = this.peek();
+    const finish = (failed: boolean): void => {
+      const plan = this.planFor(fields, failed);
+      if (head?.kind === 'describe') {
+        this.pop();
+        if (head.internalFor !== undefined) {
+          head.internalFor.plan = plan;
+          return;
+        }
+      } else if (head?.kind === 'query') {
+        head.plan = plan;
+      }
+      out.push(frame.frame);
+    };
+    const { catalog, masker } = this.o;
+    if (catalog !== undefined && masker.hasColumnMasks) {
+      const missing = catalog.missing(fields.map((f) => f.tableOid));
+      if (missing.length > 0) {
+        return catalog.load(missing).then(
+          () => finish(false),
+          (err: unknown) => {
+            this.o.logger.warn('catalog lookup failed: masking every table column', {
+              error: err,
+            });
+            finish(true);
+          },
+        );
+      }
+    }
+    finish(false);
+    return undefined;
+  }
+
+  private planFor(fields: readonly FieldDescription[], catalogFailed: boolean): ColumnPlan[] {
+    const { catalog, masker } = this.o;
+    const sources = fields.map((f) => {
+      if (f.tableOid === 0 || catalog === undefined || !masker.hasColumnMasks) return undefined;
+      return catalog.source(f.tableOid, f.attnum);
+    });
+    const plan = masker.plan(fields, sources);
+    if (!catalogFailed) return plan;
+    return plan.map((p, i) =>
+      (fields[i]?.tableOid ?? 0) === 0
+        ? p
+        : { ...p, column: '<unresolved>', strategy: 'redact' as const },
+    );
+  }
+
+  private onDataRow(frame: PgFrame, out: Buffer[]): void {
+    const { masker } = this.o;
+    if (!masker.active) {
+      out.push(frame.frame);
+      return;
+    }
+    const head = this.peek();
+    const plan =
+      head !== undefined && (head.kind === 'query' || head.kind === 'execute')
+        ? head.plan
+        : undefined;
+    const counts =
+      head !== undefined && (head.kind === 'query' || head.kind === 'execute') && head.record
+        ? head.record.counts
+        : new MaskCounts();
+    const message = decodeServerMessage(frame.code, frame.body);
+    if (message.type !== 'data-row') return;
+    let changed = false;
+    const values = message.values.map((value, i) => {
+      const masked = masker.maskValue(value, plan?.[i], counts);
+      if (masked !== value) changed = true;
+      return masked;
+    });
+    out.push(changed ? encodeDataRow(values) : frame.frame);
+  }
+
+  private onCopyData(data: Buffer, frame: PgFrame, out: Buffer[]): void {
+    const { masker } = this.o;
+    if (this.copyOut === undefined || !masker.active) {
+      out.push(frame.frame);
+      return;
+    }
+    if (this.copyOut.binary) return; // denied up front; never pass unmaskable bytes
+    const masked = masker.scanText(data.toString('utf8'), this.currentCounts());
+    out.push(masked === undefined ? frame.frame : encodeCopyData(Buffer.from(masked, 'utf8')));
+  }
+
+  private maskFields(
+    fields: ReadonlyMap<number, string>,
+    counts: MaskCounts,
+  ): Map<number, string> | undefined {
+    let changed: Map<number, string> | undefined;
+    for (const [type, value] of fields) {
+      if (type === ErrorField.code || type === ErrorField.severity) continue;
+      const masked = this.o.masker.scanText(value, counts);
+      if (masked !== undefined) {
+        changed ??= new Map(fields);
+        changed.set(type, masked);
+      }
+    }
+    return changed;
+  }
+
+  private onError(fields: Map<number, string>, frame: PgFrame, out: Buffer[]): void {
+    const masked = this.maskFields(fields, this.currentCounts());
+    const head = this.peek();
+    this.copyOut = undefined;
+    if (head !== undefined && head.kind !== 'query' && head.kind !== 'sync') {
+      // Extended protocol: the target skips every message up to Sync.
+      this.batchErrored = true;
+      for (let e = this.peek(); e !== undefined && e.kind !== 'sync' && e.kind !== 'query'; ) {
+        this.pop();
+        if (e.kind === 'execute' && e.record !== undefined) {
+          e.record.failWith(fields);
+          this.o.recorder.finish(e.record);
+        }
+        e = this.peek();
+      }
+    } else if (head?.kind === 'query') {
+      head.record?.failWith(fields);
+    }
+    out.push(masked === undefined ? frame.frame : encodeFields(BackendCode.errorResponse, masked));
+  }
+
+  private onReady(status: TransactionStatus, out: Buffer[]): void {
+    let head = this.peek();
+    while (head !== undefined && head.kind !== 'query' && head.kind !== 'sync') {
+      this.pop();
+      if (head.kind === 'execute' && head.record !== undefined) this.o.recorder.finish(head.record);
+      head = this.peek();
+    }
+    if (head === undefined) {
+      throw protocolError('target', PgFailure.unexpectedMessage, 'unexpected ReadyForQuery');
+    }
+    this.pop();
+    let answered = status;
+    if (head.kind === 'query' && head.record !== undefined) this.o.recorder.finish(head.record);
+    if (head.kind === 'sync' && head.inject !== undefined) {
+      if (!this.batchErrored) out.push(head.inject);
+      if (status === 'T') {
+        answered = 'E';
+        this.virtualAbort = true;
+      }
+    } else if (head.forceFailed && status === 'T' && this.virtualAbort) {
+      answered = 'E';
+    }
+    this.batchErrored = false;
+    this.status = answered;
+    out.push(answered === status ? encodeReadyForQuery(status) : encodeReadyForQuery(answered));
+    this.wakeIfIdle();
+  }
+}
+
+/** Describe ('D') of a portal. */
+function describePortal(name: string): Buffer {
+  return encodeMessage(FrontendCode.describe, Buffer.from(`P${name}\0`, 'utf8'));
+}
