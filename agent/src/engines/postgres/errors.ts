@@ -120,3 +120,18 @@ export function responseFor(err: unknown): ErrorResponseFields {
     message: 'hoop: internal error in the agent',
   };
 }
+
+/**
+ * What the client is told when the session is ended from outside (grant expired or revoked,
+ * identity disabled, agent stopping): a FATAL ErrorResponse with the reason and what to do next,
+ * so psql prints it instead of "server closed the connection unexpectedly".
+ */
+export function terminationResponse(reason: unknown): ErrorResponseFields | undefined {
+  if (!(reason instanceof HoopError)) return undefined;
+  return {
+    severity: 'FATAL',
+    code: '57P01',
+    message: `hoop: ${reason.message} (${reason.code})`,
+    hint: reason.hint,
+  };
+}

@@ -25,7 +25,7 @@
 import type { Duplex } from 'node:stream';
 import type { Clock, Logger, TimerHandle } from '@hoop/shared';
 import type { Catalog } from './catalog.js';
-import { PgFailure, PostgresEngineError, protocolError } from './errors.js';
+import { PgFailure, PostgresEngineError, protocolError, terminationResponse } from './errors.js';
 import { type Denial, denial, type Guardrails } from './guardrails.js';
 import { type ColumnPlan, MaskCounts, type Masker } from './masking.js';
 import { BackendCode, ErrorField, FrontendCode, SqlState } from './messages.js';
@@ -193,6 +193,9 @@ export class PolicyProxy {
       const onAbort = (): void => {
         logger.debug('session aborted, closing the proxy');
         target.destroy();
+        const notice = terminationResponse(signal.reason);
+        if (notice !== undefined && !client.destroyed && !client.writableEnded)
+          client.write(errorResponse(notice));
         shutdown();
       };
       this.shutdown = shutdown;

@@ -6,6 +6,8 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Clock, Logger, TimerHandle } from '@hoop/shared';
+import { terminationResponse } from './errors.js';
+import { errorResponse } from './writer.js';
 
 export interface RelayOptions {
   readonly signal: AbortSignal;
@@ -46,6 +48,9 @@ export function relay(client: Duplex, target: Duplex, options: RelayOptions): Pr
     const onAbort = (): void => {
       options.logger.debug('session aborted, closing the relay');
       target.destroy();
+      const notice = terminationResponse(options.signal.reason);
+      if (notice !== undefined && !client.destroyed && !client.writableEnded)
+        client.write(errorResponse(notice));
       shutdown();
     };
 

@@ -34,7 +34,7 @@ export interface EngineServer {
   /** How the `index`-th accepted session (0-based) ended. */
   outcome(index: number): Promise<SessionOutcome>;
   /** Aborts every session's signal. */
-  abortAll(): void;
+  abortAll(reason?: unknown): void;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -126,7 +126,7 @@ export async function startEngineServer(options: {
   return {
     port,
     outcome: (index) => slot(index).promise,
-    abortAll: () => controller.abort(),
+    abortAll: (reason?: unknown) => controller.abort(reason),
     close,
     [Symbol.asyncDispose]: close,
   };
