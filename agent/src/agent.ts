@@ -5,7 +5,10 @@
  *
  * Lifecycle: idle → connecting → connected → waiting (backoff) → connecting … → stopped.
  */
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import {
   type Clock,
   errorBodyOf,
@@ -31,6 +34,9 @@ import { AuditSender } from './audit-sender.js';
 import { Backoff } from './backoff.js';
 import { resolveCredential } from './credentials.js';
 import { defaultEngines, type EngineRegistry } from './engines/registry.js';
+import { JwksCache, jwksUrl } from './grants/jwks.js';
+import { type VerifiedGrant, verifyGrant } from './grants/verify.js';
+import { type FsyncMode, type QuarantineInfo, Spool } from './spool/spool.js';
 
 export const AgentState = {
   idle: 'idle',
@@ -61,10 +67,36 @@ export interface AgentOptions {
   readonly limits?: Partial<TunnelLimits>;
   readonly backoff?: { baseMs: number; capMs: number };
   readonly name?: string;
+  /** How the agent checks session grants (defaults: the broker's JWKS, issuer hoop-broker). */
+  readonly grants?: {
+    readonly issuer?: string;
+    readonly audience?: string;
+    readonly fetch?: typeof fetch;
+    readonly minRefetchMs?: number;
+  };
+  /**
+   * The audit spool (HOOP_SPOOL_DIR, HOOP_SPOOL_MAX_BYTES). `dir` defaults to
+   * `~/.hoop/spool/<hash of the agent token>`, so each agent has its own and keeps it across
+   * restarts.
+   */
+  readonly spool?: {
+    readonly dir?: string;
+    readonly maxBytes?: number;
+    readonly fsync?: FsyncMode;
+    readonly fsyncMs?: number;
+  };
 }
 
 export interface AgentEvents {
   state: [AgentState, HoopError | undefined];
+  /** A corrupt spool segment was moved aside (the others still upload). */
+  quarantine: [QuarantineInfo];
+}
+
+/** The default spool directory of an agent: one per agent token, under the user's home. */
+export function defaultSpoolDir(token: string, home: string = homedir()): string {
+  const key = createHash('sha256').update(token).digest('hex').slice(0, 16);
+  return join(home, '.hoop', 'spool', key);
 }
 
 export class Agent extends EventEmitter<AgentEvents> {
@@ -78,7 +110,9 @@ export class Agent extends EventEmitter<AgentEvents> {
   private socket: WebSocket | undefined;
   private timer: TimerHandle | undefined;
   private readonly sessions = new Map<string, AbortController>();
+  private readonly grantKeys: JwksCache;
   readonly audit: AuditSender;
+  readonly spool: Spool;
   lastError: HoopError | undefined;
 
   constructor(private readonly options: AgentOptions) {
@@ -88,7 +122,27 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.engines = options.engines ?? defaultEngines(options.logger);
     this.backoff = new Backoff(options.backoff ?? { baseMs: 250, capMs: 15_000 });
     this.url = tunnelUrl(options.brokerUrl, '/v1/agent');
-    this.audit = new AuditSender({ clock: this.clock, logger: options.logger });
+    const spoolLogger = options.logger.child({ component: 'spool' });
+    this.spool = new Spool({
+      dir: options.spool?.dir ?? defaultSpoolDir(options.token),
+      ...(options.spool?.maxBytes === undefined ? {} : { maxBytes: options.spool.maxBytes }),
+      ...(options.spool?.fsync === undefined ? {} : { fsync: options.spool.fsync }),
+      ...(options.spool?.fsyncMs === undefined ? {} : { fsyncMs: options.spool.fsyncMs }),
+      clock: this.clock,
+      logger: spoolLogger,
+      onQuarantine: (info) => queueMicrotask(() => this.emit('quarantine', info)),
+      onDurable: () => this.audit?.notifyDurable(),
+    });
+    this.audit = new AuditSender({ spool: this.spool, clock: this.clock, logger: spoolLogger });
+    this.grantKeys = new JwksCache({
+      url: jwksUrl(options.brokerUrl),
+      clock: this.clock,
+      logger: options.logger,
+      ...(options.grants?.fetch === undefined ? {} : { fetch: options.grants.fetch }),
+      ...(options.grants?.minRefetchMs === undefined
+        ? {}
+        : { minRefetchMs: options.grants.minRefetchMs }),
+    });
   }
 
   get state(): AgentState {
@@ -142,6 +196,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.endpoint?.close();
     this.socket?.terminate();
     await this.engines.close();
+    this.spool.close();
   }
 
   private transition(to: AgentState, error?: HoopError): void {
@@ -213,6 +268,8 @@ export class Agent extends EventEmitter<AgentEvents> {
           // The broker ended the session (grant revoked or expired, identity disabled): abort it
           // with the reason, so the engine can tell the client before closing.
           this.sessions.get(message.session)?.abort(hoopErrorOf(message.error));
+        } else if (message.t === 'audit-ack') {
+          this.audit.ack(message.seq);
         }
       });
       endpoint.on('close', (err) => {
@@ -227,9 +284,9 @@ export class Agent extends EventEmitter<AgentEvents> {
           this.backoff.reset();
           this.lastError = undefined;
           this.audit.setChannel({
-            send: (events) => {
+            send: (events, seq) => {
               if (!endpoint.isOpen) return false;
-              endpoint.sendControl(TUNNEL_STREAM, { t: 'audit', events });
+              endpoint.sendControl(TUNNEL_STREAM, { t: 'audit', events, seq });
               return true;
             },
           });
@@ -240,7 +297,43 @@ export class Agent extends EventEmitter<AgentEvents> {
     });
   }
 
+  /** Verifies the session's grant (fail closed: no grant, no session), then serves it. */
   private serve(stream: TunnelStream, message: OpenSessionMessage): void {
+    const endpoint = this.endpoint;
+    verifyGrant(message.grant, {
+      key: (kid) => this.grantKeys.key(kid),
+      now: this.clock.now(),
+      connection: message.target.name,
+      ...(this.options.grants?.issuer === undefined ? {} : { issuer: this.options.grants.issuer }),
+      ...(this.options.grants?.audience === undefined
+        ? {}
+        : { audience: this.options.grants.audience }),
+    }).then(
+      (grant) => {
+        if (stream.destroyed || endpoint !== this.endpoint || endpoint?.isOpen !== true) return;
+        this.serveGranted(stream, message, grant);
+      },
+      (err: unknown) => {
+        const error = toHoopError(err);
+        this.options.logger.warn('refused session', {
+          session: message.session,
+          connection: message.target.name,
+          code: error.code,
+          reason: error.message,
+        });
+        if (endpoint?.isOpen === true) {
+          endpoint.sendControl(stream.id, { t: 'open-error', error: errorBodyOf(error) });
+        }
+        stream.destroy();
+      },
+    );
+  }
+
+  private serveGranted(
+    stream: TunnelStream,
+    message: OpenSessionMessage,
+    grant: VerifiedGrant,
+  ): void {
     const endpoint = this.endpoint;
     const log = this.options.logger.child({
       session: message.session,
@@ -260,6 +353,12 @@ export class Agent extends EventEmitter<AgentEvents> {
         );
       }
       credential = resolveCredential(message.target.credential, this.options.env ?? {});
+      if (policy.recording?.enabled !== false && this.spool.full) {
+        throw new HoopError(
+          'SPOOL_FULL',
+          `agent audit spool is full (${this.spool.usedBytes} of ${this.spool.budget} bytes not yet uploaded); refusing a recorded session rather than running it unrecorded`,
+        );
+      }
     } catch (err) {
       const error = toHoopError(err);
       log.warn('refused session', { code: error.code, reason: error.message });
@@ -269,6 +368,20 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
     const abort = new AbortController();
     this.sessions.set(message.session, abort);
+    // The session ends when its grant does, whatever the broker says or fails to say.
+    const expiry = this.clock.setTimeout(
+      () => {
+        const conn = message.target.name;
+        abort.abort(
+          new HoopError(
+            'GRANT_EXPIRED',
+            `the grant for ${conn} expired at ${new Date(grant.expiresAt).toISOString()}; request a new one: hoop grants request ${conn}`,
+          ),
+        );
+      },
+      Math.min(Math.max(0, grant.expiresAt - this.clock.now()), 2 ** 31 - 1),
+    );
+    expiry.unref?.();
     endpoint?.sendControl(stream.id, { t: 'open-ok', session: message.session });
     stream.on('error', () => {});
     log.info('session started', { user: message.user });
@@ -281,7 +394,19 @@ export class Agent extends EventEmitter<AgentEvents> {
         logger: log,
         signal: abort.signal,
         policy,
-        audit: (event) => this.audit.push(event),
+        audit: (event) => {
+          try {
+            this.audit.push(event);
+          } catch (err) {
+            // Cannot record: end the session instead of letting it run unrecorded.
+            const error = toHoopError(err, 'SPOOL_FULL');
+            log.error('cannot record the session; ending it', {
+              code: error.code,
+              reason: error.message,
+            });
+            abort.abort(error);
+          }
+        },
       })
       .then(
         () => log.info('session ended'),
@@ -291,6 +416,9 @@ export class Agent extends EventEmitter<AgentEvents> {
         },
       )
       .finally(() => {
+        // The session's last events reach stable storage before it counts as over.
+        this.spool.flush();
+        this.clock.clearTimeout(expiry);
         this.sessions.delete(message.session);
         if (!stream.destroyed) stream.destroy();
       });

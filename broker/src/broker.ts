@@ -13,16 +13,33 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { type Clock, HoopError, type Logger, systemClock, toHoopError } from '@hoop/shared';
 import { WebSocketServer } from 'ws';
+import { accessRoutes } from './api/access.js';
 import { agentRoutes } from './api/agents.js';
+import { apiKeyRoutes } from './api/apikeys.js';
+import { authRoutes } from './api/auth.js';
 import { connectionRoutes, policyRoutes } from './api/connections.js';
 import type { ApiDeps } from './api/context.js';
+import { grantRoutes } from './api/grants.js';
+import { serviceAccountRoutes } from './api/serviceaccounts.js';
+import { auditRoutes, handleAuditExport } from './api/audit.js';
 import { sessionRoutes } from './api/sessions.js';
 import { systemRoutes } from './api/system.js';
+import { trustRoutes } from './api/trust.js';
+import { userRoutes } from './api/users.js';
+import { createAuditRecorder } from './audit/record.js';
+import {
+  type AuditConfig,
+  auditConfigFromEnv,
+  type RetentionSweeper,
+  startRetentionSweeper,
+} from './audit/retention.js';
 import { type BrokerConfig, type BrokerConfigInput, resolveBrokerConfig } from './config.js';
+import { GrantService, looksLikeJwt } from './grants/service.js';
 import { bearerToken } from './http/auth.js';
 import { Router, sendError } from './http/router.js';
-import type { Caller } from './identity/caller.js';
+import { IdentityService } from './identity/service.js';
 import { type PostgresEndpoint, startPostgresEndpoint } from './native/postgres-endpoint.js';
+import { appendAuditEvents } from './store/audit.js';
 import { loadMasterKey, openDatabase, Store } from './store/index.js';
 import { Hub } from './tunnel/hub.js';
 import { BROKER_VERSION } from './version.js';
@@ -43,6 +60,8 @@ export interface Broker {
 export interface StartBrokerOptions {
   readonly clock?: Clock;
   readonly logger: Logger;
+  /** Audit retention and recordings; read from HOOP_AUDIT_RETENTION / HOOP_RECORDINGS_DIR when omitted. */
+  readonly audit?: AuditConfig;
 }
 
 export async function startBroker(
@@ -80,17 +99,50 @@ export async function startBroker(
     throw err;
   }
 
+  const audit = createAuditRecorder(store.context, logger.child({ component: 'audit' }));
+  const grants = new GrantService({ ctx: store.context, audit });
+  try {
+    await grants.init();
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+  const identity = new IdentityService({
+    ctx: store.context,
+    audit,
+    logger: logger.child({ component: 'identity' }),
+    oidc: config.oidc,
+  });
+  identity.setGrantResolver(grants.issuer, (token) => grants.authenticate(token));
   const hub = new Hub({
     store,
+    authorize: identity.authorize,
+    grants,
     limits: config.limits,
     clock,
     logger: logger.child({ component: 'hub' }),
+    audit: {
+      append: (agentId, events, seq) => appendAuditEvents(store.context, agentId, events, seq),
+    },
   });
+  const auditConfig = options.audit ?? auditConfigFromEnv(process.env);
+  let sweeper: RetentionSweeper | undefined;
+  if (auditConfig.retentionMs !== undefined) {
+    sweeper = startRetentionSweeper({
+      ctx: store.context,
+      retentionMs: auditConfig.retentionMs,
+      intervalMs: auditConfig.sweepIntervalMs,
+      clock,
+      logger: logger.child({ component: 'audit' }),
+    });
+  }
   const deps: ApiDeps = {
     store,
     hub,
     maxTokenBytes: config.maxTokenBytes,
     version: BROKER_VERSION,
+    identity,
+    audit,
   };
   const router = new Router(logger, config.maxBodyBytes);
   systemRoutes(router, deps);
@@ -98,10 +150,18 @@ export async function startBroker(
   connectionRoutes(router, deps);
   policyRoutes(router, deps);
   sessionRoutes(router, deps);
+  auditRoutes(router, deps);
+  authRoutes(router, deps);
+  userRoutes(router, deps);
+  serviceAccountRoutes(router, deps);
+  apiKeyRoutes(router, deps);
+  accessRoutes(router, deps);
+  trustRoutes(router, deps);
+  grantRoutes(router, deps, grants);
 
   const server = createServer((req, res) => {
-    router
-      .handle(req, res)
+    handleAuditExport(deps, req, res)
+      .then((handled) => handled || router.handle(req, res))
       .then((handled) => {
         if (!handled)
           sendError(res, new HoopError('NOT_FOUND', `no such endpoint: ${req.method} ${req.url}`));
@@ -138,17 +198,16 @@ export async function startBroker(
       });
       return;
     }
-    const user = await store.authenticateUserToken(token);
-    if (user === undefined)
-      throw new HoopError('AUTH_INVALID_TOKEN', 'the token is unknown, expired or revoked');
-    const caller: Caller = {
-      userId: user.userId,
-      name: user.name,
-      role: user.role,
-      kind: 'person',
-      groups: [],
-      via: 'token',
-    };
+    if (looksLikeJwt(token)) {
+      // A grant of this broker: the client may open that grant's connection only.
+      const holder = await grants.authenticate(token);
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        setNoDelay(socket);
+        hub.acceptClient(ws, holder, token);
+      });
+      return;
+    }
+    const caller = await identity.resolve(token);
     wss.handleUpgrade(req, socket, head, (ws) => {
       setNoDelay(socket);
       hub.acceptClient(ws, caller);
@@ -170,7 +229,10 @@ export async function startBroker(
         host: config.pgListen.host,
         port: config.pgListen.port,
         brokerUrl: url,
-        authenticate: (token) => store.authenticateUserToken(token),
+        authenticate: (token) =>
+          looksLikeJwt(token)
+            ? grants.authenticate(token)
+            : identity.resolve(token).catch(() => undefined),
         logger,
       });
     } catch (err) {
@@ -196,6 +258,7 @@ export async function startBroker(
     pgPort: pgEndpoint?.port,
     close: () => {
       closing ??= (async () => {
+        sweeper?.stop();
         await pgEndpoint?.close();
         hub.close();
         wss.close();
@@ -217,9 +280,11 @@ function rejectUpgrade(socket: Duplex, error: HoopError): void {
   const reason =
     error.httpStatus === 401
       ? 'Unauthorized'
-      : error.httpStatus === 404
-        ? 'Not Found'
-        : 'Bad Request';
+      : error.httpStatus === 403
+        ? 'Forbidden'
+        : error.httpStatus === 404
+          ? 'Not Found'
+          : 'Bad Request';
   socket.end(
     `HTTP/1.1 ${error.httpStatus} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );

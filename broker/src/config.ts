@@ -20,6 +20,10 @@ export interface BrokerConfig {
   readonly maxBodyBytes: number;
   /** Largest bearer token accepted before any lookup. */
   readonly maxTokenBytes: number;
+  /** People via an OpenID provider (HOOP_OIDC_*); undefined when HOOP_OIDC_ISSUER is unset. */
+  readonly oidc:
+    | { issuer: string; clientId: string; clientSecret: string; groupsClaim: string }
+    | undefined;
 }
 
 export function parseListen(value: string): { host: string; port: number } {
@@ -46,6 +50,37 @@ export interface BrokerConfigInput {
   adminToken?: string;
   pgListen?: string;
   limits?: Partial<TunnelLimits>;
+  oidcIssuer?: string;
+  oidcClientId?: string;
+  oidcClientSecret?: string;
+  /** Claim with the user's groups; default `groups`. */
+  oidcGroupsClaim?: string;
+}
+
+function resolveOidc(input: BrokerConfigInput): BrokerConfig['oidc'] {
+  if (!input.oidcIssuer) return undefined;
+  if (!input.oidcClientId || !input.oidcClientSecret) {
+    throw new HoopError(
+      'USAGE',
+      'HOOP_OIDC_ISSUER needs HOOP_OIDC_CLIENT_ID and HOOP_OIDC_CLIENT_SECRET as well',
+    );
+  }
+  let url: URL;
+  try {
+    url = new URL(input.oidcIssuer);
+  } catch {
+    throw new HoopError('USAGE', 'HOOP_OIDC_ISSUER must be the issuer URL (https://…)');
+  }
+  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+    throw new HoopError('USAGE', 'HOOP_OIDC_ISSUER must be an https URL (http only on loopback)');
+  }
+  return {
+    issuer: input.oidcIssuer,
+    clientId: input.oidcClientId,
+    clientSecret: input.oidcClientSecret,
+    groupsClaim: input.oidcGroupsClaim || 'groups',
+  };
 }
 
 export function resolveBrokerConfig(input: BrokerConfigInput): BrokerConfig {
@@ -61,6 +96,7 @@ export function resolveBrokerConfig(input: BrokerConfigInput): BrokerConfig {
     limits: resolveLimits(input.limits),
     maxBodyBytes: 1024 * 1024,
     maxTokenBytes: 8 * 1024,
+    oidc: resolveOidc(input),
   };
 }
 
@@ -72,5 +108,9 @@ export function brokerConfigFromEnv(env: NodeJS.ProcessEnv): BrokerConfigInput {
   if (env['HOOP_MASTER_KEY']) input.masterKey = env['HOOP_MASTER_KEY'];
   if (env['HOOP_ADMIN_TOKEN']) input.adminToken = env['HOOP_ADMIN_TOKEN'];
   if (env['HOOP_PG_LISTEN']) input.pgListen = env['HOOP_PG_LISTEN'];
+  if (env['HOOP_OIDC_ISSUER']) input.oidcIssuer = env['HOOP_OIDC_ISSUER'];
+  if (env['HOOP_OIDC_CLIENT_ID']) input.oidcClientId = env['HOOP_OIDC_CLIENT_ID'];
+  if (env['HOOP_OIDC_CLIENT_SECRET']) input.oidcClientSecret = env['HOOP_OIDC_CLIENT_SECRET'];
+  if (env['HOOP_OIDC_GROUPS_CLAIM']) input.oidcGroupsClaim = env['HOOP_OIDC_GROUPS_CLAIM'];
   return input;
 }

@@ -5,11 +5,18 @@
 
 import { ExitCode } from '@hoop/shared';
 import { Command, CommanderError } from 'commander';
+import { adminAccessCommand } from './commands/admin-access.js';
 import { adminAgentsCommand } from './commands/admin-agents.js';
+import { adminApiKeysCommand } from './commands/admin-apikeys.js';
 import { adminConnectionsCommand } from './commands/admin-connections.js';
+import { adminServiceAccountsCommand } from './commands/admin-serviceaccounts.js';
+import { adminTrustCommand } from './commands/admin-trust.js';
+import { adminUsersCommand } from './commands/admin-users.js';
 import { agentCommand } from './commands/agent.js';
+import { auditCommand } from './commands/audit.js';
 import { brokerCommand } from './commands/broker.js';
 import { connectCommand } from './commands/connect.js';
+import { grantsCommand } from './commands/grants.js';
 import { loginCommand } from './commands/login.js';
 import { sessionsCommand } from './commands/sessions.js';
 import { upCommand } from './commands/up.js';
@@ -33,12 +40,19 @@ export function buildProgram(env: NodeJS.ProcessEnv): Command {
   upCommand(program, ctx);
   loginCommand(program, ctx);
   connectCommand(program, ctx);
+  grantsCommand(program, ctx);
   sessionsCommand(program, ctx);
+  auditCommand(program, ctx);
   brokerCommand(program, ctx);
   agentCommand(program, ctx);
   const admin = program.command('admin').description('administer agents and connections');
   adminAgentsCommand(admin, ctx);
   adminConnectionsCommand(admin, ctx);
+  adminUsersCommand(admin, ctx);
+  adminServiceAccountsCommand(admin, ctx);
+  adminApiKeysCommand(admin, ctx);
+  adminAccessCommand(admin, ctx);
+  adminTrustCommand(admin, ctx);
   for (const command of [admin, ...admin.commands, ...program.commands]) command.exitOverride();
   return program;
 }

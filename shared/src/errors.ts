@@ -165,6 +165,19 @@ export const ErrorCodes = {
     ws: 4422,
     hint: "The agent cannot enforce this connection's policy, so it refused the session; fix the policy or upgrade the agent.",
   },
+  // audit
+  SPOOL_FULL: {
+    http: 507,
+    exit: ExitCode.failure,
+    ws: 4507,
+    hint: "The agent's audit spool is over its budget (HOOP_SPOOL_MAX_BYTES) or its disk failed, so it refuses recorded sessions; check that the agent reaches the broker, and the disk.",
+  },
+  AUDIT_CHAIN_BROKEN: {
+    http: 409,
+    exit: ExitCode.failure,
+    ws: 4409,
+    hint: 'An audit row was edited, deleted or reordered: `hoop audit verify --json` names it; restore the store from a backup and investigate.',
+  },
   // tunnel protocol
   PROTOCOL_VERSION: {
     http: 400,

@@ -4,6 +4,9 @@
  */
 import { HoopError } from '@hoop/shared';
 import type { Router } from '../http/router.js';
+import { visibleConnections } from '../identity/authorizer.js';
+import { setConnectionTags, validateTags } from '../store/access.js';
+import { connectionNotFound } from '../store/connections.js';
 import { type ApiDeps, authenticate, requireAdmin, stringField } from './context.js';
 
 export function connectionRoutes(router: Router, deps: ApiDeps): void {
@@ -13,8 +16,15 @@ export function connectionRoutes(router: Router, deps: ApiDeps): void {
   });
 
   router.add('GET', '/api/v1/connections', async ({ req }) => {
-    await authenticate(deps, req);
-    return { body: (await deps.store.listConnections()).map(withStatus) };
+    const caller = await authenticate(deps, req);
+    const all = await deps.store.listConnections();
+    const visible = await visibleConnections(
+      deps.store.context,
+      deps.identity.authorize,
+      caller,
+      all,
+    );
+    return { body: visible.map(withStatus) };
   });
 
   router.add('POST', '/api/v1/connections', async (ctx) => {
@@ -26,6 +36,7 @@ export function connectionRoutes(router: Router, deps: ApiDeps): void {
     const password = stringField(body, 'password');
     const passwordRef = stringField(body, 'passwordRef');
     const tls = stringField(body, 'tls');
+    const tagList = body['tags'] === undefined ? [] : validateTags(body['tags']);
     const created = await deps.store.createConnection({
       name: stringField(body, 'name', true),
       agent: stringField(body, 'agent', true),
@@ -38,12 +49,23 @@ export function connectionRoutes(router: Router, deps: ApiDeps): void {
       ...(password === undefined ? {} : { password }),
       ...(passwordRef === undefined ? {} : { passwordRef }),
     });
-    return { status: 201, body: withStatus(created) };
+    const tags =
+      tagList.length === 0
+        ? []
+        : await setConnectionTags(deps.store.context, created.name, tagList);
+    return { status: 201, body: { ...withStatus(created), tags } };
   });
 
   router.add('GET', '/api/v1/connections/:name', async ({ req, params }) => {
-    await authenticate(deps, req);
-    return { body: withStatus(await deps.store.getConnection(params['name'] as string)) };
+    const caller = await authenticate(deps, req);
+    const name = params['name'] as string;
+    const [found] = await visibleConnections(deps.store.context, deps.identity.authorize, caller, [
+      await deps.store.getConnection(name),
+    ]);
+    if (found === undefined) {
+      throw connectionNotFound(name);
+    }
+    return { body: withStatus(found) };
   });
 
   router.add('DELETE', '/api/v1/connections/:name', async ({ req, params }) => {

@@ -1,35 +1,36 @@
-/** What every API module gets: the store, the hub, and who is calling. */
+/** What every API module gets: the store, the hub, identity and audit, and who is calling. */
 import type { IncomingMessage } from 'node:http';
 import { HoopError } from '@hoop/shared';
+import type { AuditRecorder } from '../audit/record.js';
 import { bearerToken } from '../http/auth.js';
+import type { Caller } from '../identity/caller.js';
+import type { IdentityService } from '../identity/service.js';
 import type { Store } from '../store/index.js';
 import type { Hub } from '../tunnel/hub.js';
 
-export interface Caller {
-  readonly userId: string;
-  readonly name: string;
-  readonly role: 'admin' | 'user';
-}
+export type { Caller };
 
 export interface ApiDeps {
   readonly store: Store;
   readonly hub: Hub;
   readonly maxTokenBytes: number;
   readonly version: string;
+  /** Turns bearers into callers (tokens, API keys, OIDC logins, CI tokens); the authorizer. */
+  readonly identity: IdentityService;
+  readonly audit: AuditRecorder;
 }
 
+/**
+ * Who is calling: a user token, an API key, an OIDC login's token or a CI token exchanged under
+ * a trust policy. AUTH_REQUIRED / AUTH_INVALID_TOKEN (401) or TRUST_NO_MATCH (403) otherwise.
+ */
 export async function authenticate(deps: ApiDeps, req: IncomingMessage): Promise<Caller> {
-  const token = bearerToken(req, deps.maxTokenBytes);
-  const user = await deps.store.authenticateUserToken(token);
-  if (user === undefined) {
-    throw new HoopError('AUTH_INVALID_TOKEN', 'the token is unknown, expired or revoked');
-  }
-  return user;
+  return deps.identity.resolve(bearerToken(req, deps.maxTokenBytes));
 }
 
 export async function requireAdmin(deps: ApiDeps, req: IncomingMessage): Promise<Caller> {
   const caller = await authenticate(deps, req);
-  if (caller.role !== 'admin') {
+  if (caller.role !== 'admin' || caller.grant !== undefined) {
     throw new HoopError('AUTH_FORBIDDEN', `${caller.name} is not an admin`);
   }
   return caller;

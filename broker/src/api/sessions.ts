@@ -1,4 +1,8 @@
-/** /api/v1/sessions: who connected where, when, for how long, and how it ended. */
+/**
+ * /api/v1/sessions: who connected where, when, for how long, how it ended, and — for `show` —
+ * every recorded event of the session in order (the SQL timeline: statements with duration,
+ * rows, denials and masking summaries).
+ */
 import type { Router } from '../http/router.js';
 import { type ApiDeps, requireAdmin } from './context.js';
 
@@ -16,7 +20,7 @@ export function sessionRoutes(router: Router, deps: ApiDeps): void {
   router.add('GET', '/api/v1/sessions/:id', async ({ req, params }) => {
     await requireAdmin(deps, req);
     const session = await deps.store.getSession(params['id'] as string);
-    const events = await deps.store.listSessionEvents(session.id);
+    const events = await deps.store.listSessionEvents(session.id, 100_000);
     return { body: { ...session, events: events.map((e) => e.event) } };
   });
 }

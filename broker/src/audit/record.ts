@@ -1,11 +1,11 @@
 /**
  * The one function through which the broker records what happens outside sessions: logins,
- * grants minted and revoked, admin changes. Session events from agents go through the same
- * table (`store/audit.ts`).
+ * grants minted and revoked, admin changes. These go into the same hash-chained log as the
+ * agents' session events (`store/audit.ts`), through the same serialized append.
  */
 import type { Logger } from '@hoop/shared';
+import { appendChained } from '../store/audit.js';
 import { nowOf, type StoreContext } from '../store/context.js';
-import { auditEvents } from '../store/schema.js';
 
 export type BrokerAuditType =
   | 'login'
@@ -33,14 +33,16 @@ export function createAuditRecorder(ctx: StoreContext, logger: Logger): AuditRec
   return async (event) => {
     const at = nowOf(ctx);
     try {
-      await ctx.db.insert(auditEvents).values({
-        sessionId: event.session ?? null,
-        agentId: null,
-        type: event.type,
-        at,
-        receivedAt: at,
-        data: { ...event, at: at.getTime() },
-      });
+      await appendChained(ctx, [
+        {
+          sessionId: event.session ?? null,
+          agentId: null,
+          seq: null,
+          type: event.type,
+          at,
+          data: { ...event, at: at.getTime() },
+        },
+      ]);
     } catch (err) {
       logger.error('could not record an audit event', { type: event.type, error: err });
       throw err;

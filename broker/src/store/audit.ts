@@ -1,11 +1,32 @@
 /**
- * Audit events from agents: appended as they arrive (only for sessions that agent served), read
- * back per session as a timeline. The durable, hash-chained audit log is its own piece of work.
+ * The audit log: one append-only, hash-chained table (`audit_events`) for everything — agents'
+ * session events and the broker's own (logins, grants, admin changes, retention anchors).
+ *
+ * Chain: rows in id order; each row stores the previous row's hash and its own,
+ *
+ *   hash = sha256_hex(prev_hash || canonical JSON of {sessionId, agentId, seq, type, at,
+ *                                                      receivedAt, data})
+ *
+ * with canonical JSON = keys sorted at every level, no whitespace, timestamps as ISO-8601 in
+ * ms. The first row's prev_hash is GENESIS_HASH (64 zeros), or — after retention deleted the
+ * oldest rows — the `continuesFrom` hash that an `audit-anchor` row (itself chained) recorded.
+ *
+ * Appends are serialized: one in-process queue per database, and inside the transaction
+ * `pg_advisory_xact_lock(AUDIT_LOCK_KEY)`, so several brokers sharing a PostgreSQL never fork
+ * the chain. Agent events are idempotent on (session, seq): a redelivered event is skipped
+ * (it is already in the chain) and still counts as stored.
  */
+import { createHash } from 'node:crypto';
 import type { AuditEvent } from '@hoop/shared';
-import { and, asc, eq, inArray } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, inArray, isNotNull, lte, or, sql } from 'drizzle-orm';
 import { guard, nowOf, type StoreContext } from './context.js';
-import { auditEvents, sessions } from './schema.js';
+import type { Db } from './database.js';
+import { auditEvents, sessions, users } from './schema.js';
+
+export const GENESIS_HASH = '0'.repeat(64);
+/** 'hoop' in ASCII: the advisory lock every broker takes to append. */
+export const AUDIT_LOCK_KEY = 0x686f6f70;
+export const ANCHOR_TYPE = 'audit-anchor';
 
 export interface StoredAuditEvent {
   readonly id: number;
@@ -13,34 +34,226 @@ export interface StoredAuditEvent {
   readonly event: AuditEvent;
 }
 
-/** Appends events; events naming a session this agent did not serve are dropped and counted. */
+/** One row as the API and `hoop audit list|export` show it. */
+export interface AuditRecord {
+  readonly id: number;
+  readonly sessionId: string | null;
+  readonly agentId: string | null;
+  readonly seq: number | null;
+  readonly type: string;
+  readonly at: string;
+  readonly receivedAt: string;
+  readonly data: unknown;
+  readonly prevHash: string | null;
+  readonly hash: string | null;
+  /** Joined from the session, when there is one. */
+  readonly connection?: string | null;
+  readonly user?: string | null;
+}
+
+export interface ChainInput {
+  readonly sessionId: string | null;
+  readonly agentId: string | null;
+  readonly seq: number | null;
+  readonly type: string;
+  readonly at: Date;
+  readonly data: unknown;
+}
+
+// ---- canonical form and hashing ----
+
+/** JSON with keys sorted at every level; `undefined` members dropped as JSON.stringify does. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') {
+    const text = JSON.stringify(value);
+    return text === undefined ? 'null' : text;
+  }
+  if (Array.isArray(value)) {
+    return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+  }
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') {
+    return canonicalJson((value as { toJSON: () => unknown }).toJSON());
+  }
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined && typeof v !== 'function')
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+export interface HashedContent {
+  readonly sessionId: string | null;
+  readonly agentId: string | null;
+  readonly seq: number | null;
+  readonly type: string;
+  readonly at: Date;
+  readonly receivedAt: Date;
+  readonly data: unknown;
+}
+
+export function rowHash(prevHash: string, row: HashedContent): string {
+  const content = canonicalJson({
+    sessionId: row.sessionId,
+    agentId: row.agentId,
+    seq: row.seq,
+    type: row.type,
+    at: row.at.toISOString(),
+    receivedAt: row.receivedAt.toISOString(),
+    data: row.data,
+  });
+  return createHash('sha256').update(prevHash).update(content).digest('hex');
+}
+
+/** What jsonb will give back: plain JSON values (undefined dropped, -0 → 0, …). */
+function jsonValue(value: unknown): unknown {
+  return JSON.parse(JSON.stringify(value ?? null));
+}
+
+// ---- serialized appends ----
+
+const queues = new WeakMap<Db, Promise<unknown>>();
+
+/** Runs `fn` after every earlier append on this database (in this process) has finished. */
+function serialized<T>(db: Db, fn: () => Promise<T>): Promise<T> {
+  const previous = queues.get(db) ?? Promise.resolve();
+  const run = previous.then(fn, fn);
+  queues.set(
+    db,
+    run.catch(() => {}),
+  );
+  return run;
+}
+
+type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
+/**
+ * Appends rows to the chain in order, skipping rows whose (session, seq) is already stored.
+ * Returns the rows appended and the duplicates skipped.
+ */
+export function appendChained(
+  ctx: StoreContext,
+  rows: readonly ChainInput[],
+): Promise<{ stored: number; duplicates: number }> {
+  if (rows.length === 0) return Promise.resolve({ stored: 0, duplicates: 0 });
+  return guard('append audit events', () =>
+    serialized(ctx.db, () =>
+      ctx.db.transaction(async (tx) => appendInTx(ctx, tx as unknown as Tx, rows)),
+    ),
+  );
+}
+
+/** The append itself; the caller holds a transaction. Also used by the retention sweep. */
+export async function appendInTx(
+  ctx: StoreContext,
+  tx: Tx,
+  rows: readonly ChainInput[],
+  /** prev_hash of the first row when the table is empty (a sweep that deleted every row). */
+  startPrev: string = GENESIS_HASH,
+): Promise<{ stored: number; duplicates: number }> {
+  await tx.execute(sql`select pg_advisory_xact_lock(${AUDIT_LOCK_KEY})`);
+  // Redelivery: drop what is stored already (and repeats inside this batch).
+  const keyed = rows.filter((r) => r.sessionId !== null && r.seq !== null);
+  const seen = new Set<string>();
+  if (keyed.length > 0) {
+    const existing = await tx
+      .select({ sessionId: auditEvents.sessionId, seq: auditEvents.seq })
+      .from(auditEvents)
+      .where(
+        and(
+          inArray(auditEvents.sessionId, [...new Set(keyed.map((r) => r.sessionId as string))]),
+          inArray(auditEvents.seq, keyed.map((r) => r.seq as number)),
+        ),
+      );
+    for (const e of existing) seen.add(`${e.sessionId}\u0000${e.seq}`);
+  }
+  const fresh: ChainInput[] = [];
+  for (const r of rows) {
+    if (r.sessionId !== null && r.seq !== null) {
+      const key = `${r.sessionId}\u0000${r.seq}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+    }
+    fresh.push(r);
+  }
+  const duplicates = rows.length - fresh.length;
+  if (fresh.length === 0) return { stored: 0, duplicates };
+  const [last] = await tx
+    .select({ hash: auditEvents.hash })
+    .from(auditEvents)
+    .orderBy(desc(auditEvents.id))
+    .limit(1);
+  let prev = last?.hash ?? startPrev;
+  const receivedAt = nowOf(ctx);
+  const values = fresh.map((r) => {
+    const data = jsonValue(r.data);
+    const content = { ...r, data, receivedAt };
+    const hash = rowHash(prev, content);
+    const row = {
+      sessionId: r.sessionId,
+      agentId: r.agentId,
+      seq: r.seq,
+      type: r.type,
+      at: r.at,
+      receivedAt,
+      data,
+      prevHash: prev,
+      hash,
+    };
+    prev = hash;
+    return row;
+  });
+  for (let i = 0; i < values.length; i += 200) {
+    const chunk = values.slice(i, i + 200);
+    const inserted = await tx
+      .insert(auditEvents)
+      .values(chunk)
+      .returning({ id: auditEvents.id, hash: auditEvents.hash });
+    // The chain relies on ids following the VALUES order; refuse (roll back) if they do not.
+    for (let j = 1; j < inserted.length; j++) {
+      const a = inserted[j - 1];
+      const b = inserted[j];
+      if (a === undefined || b === undefined || b.id <= a.id || b.hash !== chunk[j]?.hash) {
+        throw new Error('audit rows were not numbered in insertion order');
+      }
+    }
+  }
+  return { stored: fresh.length, duplicates };
+}
+
+// ---- agent events ----
+
+/**
+ * Appends an agent's events (event i has seq `seq + i` when `seq` is given); events naming a
+ * session this agent did not serve are dropped and counted as rejected.
+ */
 export async function appendAuditEvents(
   ctx: StoreContext,
   agentId: string,
   events: readonly AuditEvent[],
-): Promise<{ stored: number; rejected: number }> {
-  if (events.length === 0) return { stored: 0, rejected: 0 };
-  return guard('append audit events', async () => {
-    const ids = [...new Set(events.map((e) => e.session))];
-    const owned = await ctx.db
+  seq?: number,
+): Promise<{ stored: number; rejected: number; duplicates: number }> {
+  if (events.length === 0) return { stored: 0, rejected: 0, duplicates: 0 };
+  const ids = [...new Set(events.map((e) => e.session))];
+  const owned = await guard('check audit sessions', () =>
+    ctx.db
       .select({ id: sessions.id })
       .from(sessions)
-      .where(and(inArray(sessions.id, ids), eq(sessions.agentId, agentId)));
-    const allowed = new Set(owned.map((r) => r.id));
-    const receivedAt = nowOf(ctx);
-    const rows = events
-      .filter((e) => allowed.has(e.session))
-      .map((e) => ({
-        sessionId: e.session,
-        agentId,
-        type: e.type,
-        at: new Date(e.at),
-        receivedAt,
-        data: e,
-      }));
-    if (rows.length > 0) await ctx.db.insert(auditEvents).values(rows);
-    return { stored: rows.length, rejected: events.length - rows.length };
+      .where(and(inArray(sessions.id, ids), eq(sessions.agentId, agentId))),
+  );
+  const allowed = new Set(owned.map((r) => r.id));
+  const rows: ChainInput[] = [];
+  events.forEach((e, i) => {
+    if (!allowed.has(e.session)) return;
+    rows.push({
+      sessionId: e.session,
+      agentId,
+      seq: seq === undefined ? null : seq + i,
+      type: e.type,
+      at: new Date(Number.isFinite(e.at) ? e.at : 0),
+      data: e,
+    });
   });
+  const { stored, duplicates } = await appendChained(ctx, rows);
+  return { stored, rejected: events.length - rows.length, duplicates };
 }
 
 export async function listSessionEvents(
@@ -53,7 +266,7 @@ export async function listSessionEvents(
       .select()
       .from(auditEvents)
       .where(eq(auditEvents.sessionId, sessionId))
-      .orderBy(asc(auditEvents.id))
+      .orderBy(asc(auditEvents.seq), asc(auditEvents.id))
       .limit(limit);
     return rows.map((r) => ({
       id: r.id,
@@ -61,4 +274,228 @@ export async function listSessionEvents(
       event: r.data as AuditEvent,
     }));
   });
+}
+
+// ---- reading ----
+
+export interface ListAuditOptions {
+  /** Only rows at or after this time. */
+  readonly since?: Date;
+  readonly connection?: string;
+  readonly user?: string;
+  /** Only rows with id greater than this (paging). */
+  readonly afterId?: number;
+  readonly limit?: number;
+}
+
+export async function listAudit(
+  ctx: StoreContext,
+  options: ListAuditOptions = {},
+): Promise<AuditRecord[]> {
+  return guard('list audit events', async () => {
+    const conditions = [];
+    if (options.since !== undefined) conditions.push(gte(auditEvents.at, options.since));
+    if (options.afterId !== undefined) conditions.push(gt(auditEvents.id, options.afterId));
+    if (options.connection !== undefined) {
+      conditions.push(
+        or(
+          eq(sessions.connectionName, options.connection),
+          sql`${auditEvents.data}->>'connection' = ${options.connection}`,
+          sql`${auditEvents.data}->>'subject' = ${options.connection}`,
+        ),
+      );
+    }
+    if (options.user !== undefined) {
+      conditions.push(
+        or(
+          eq(users.name, options.user),
+          sql`${auditEvents.data}->>'actor' = ${options.user}`,
+        ),
+      );
+    }
+    const rows = await ctx.db
+      .select({
+        row: auditEvents,
+        connection: sessions.connectionName,
+        user: users.name,
+      })
+      .from(auditEvents)
+      .leftJoin(sessions, eq(sessions.id, auditEvents.sessionId))
+      .leftJoin(users, eq(users.id, sessions.userId))
+      .where(conditions.length === 0 ? undefined : and(...conditions))
+      .orderBy(asc(auditEvents.id))
+      .limit(Math.max(1, Math.min(options.limit ?? 1000, 10_000)));
+    return rows.map((r) => ({ ...toRecord(r.row), connection: r.connection, user: r.user }));
+  });
+}
+
+function toRecord(r: typeof auditEvents.$inferSelect): AuditRecord {
+  return {
+    id: r.id,
+    sessionId: r.sessionId,
+    agentId: r.agentId,
+    seq: r.seq,
+    type: r.type,
+    at: r.at.toISOString(),
+    receivedAt: r.receivedAt.toISOString(),
+    data: r.data,
+    prevHash: r.prevHash,
+    hash: r.hash,
+  };
+}
+
+/** Every row in id order, a page at a time (for export and verify); memory stays bounded. */
+export async function* scanAudit(
+  ctx: StoreContext,
+  pageSize = 1000,
+): AsyncGenerator<typeof auditEvents.$inferSelect> {
+  let after = 0;
+  for (;;) {
+    const page = await guard('read audit events', () =>
+      ctx.db
+        .select()
+        .from(auditEvents)
+        .where(gt(auditEvents.id, after))
+        .orderBy(asc(auditEvents.id))
+        .limit(pageSize),
+    );
+    for (const row of page) yield row;
+    const last = page[page.length - 1];
+    if (last === undefined || page.length < pageSize) return;
+    after = last.id;
+  }
+}
+
+export function exportRecord(r: typeof auditEvents.$inferSelect): AuditRecord {
+  return toRecord(r);
+}
+
+// ---- verification ----
+
+export type ChainProblemKind = 'edited' | 'broken-link' | 'unchained' | 'bad-start';
+
+export interface ChainProblem {
+  readonly id: number;
+  readonly kind: ChainProblemKind;
+  readonly message: string;
+}
+
+export interface VerifyResult {
+  readonly ok: boolean;
+  readonly rows: number;
+  readonly firstId: number | null;
+  /** The last row: keep its hash somewhere else to also detect deletion of the newest rows. */
+  readonly head: { id: number; hash: string | null } | null;
+  /** Set when retention deleted older rows: the hash the oldest remaining row continues from. */
+  readonly anchoredFrom: string | null;
+  readonly problems: ChainProblem[];
+}
+
+/** Walks the whole chain and names every row that was edited, deleted around, or reordered. */
+export async function verifyAudit(ctx: StoreContext, maxProblems = 100): Promise<VerifyResult> {
+  const anchors = await guard('read audit anchors', () =>
+    ctx.db
+      .select({ data: auditEvents.data })
+      .from(auditEvents)
+      .where(eq(auditEvents.type, ANCHOR_TYPE)),
+  );
+  const continuations = new Set(
+    anchors
+      .map((a) => (a.data as { continuesFrom?: unknown }).continuesFrom)
+      .filter((h): h is string => typeof h === 'string'),
+  );
+  const problems: ChainProblem[] = [];
+  const report = (p: ChainProblem) => {
+    if (problems.length < maxProblems) problems.push(p);
+  };
+  let rows = 0;
+  let firstId: number | null = null;
+  let anchoredFrom: string | null = null;
+  let previous: { id: number; hash: string | null } | null = null;
+  for await (const row of scanAudit(ctx)) {
+    rows++;
+    if (row.hash === null || row.prevHash === null) {
+      report({ id: row.id, kind: 'unchained', message: `row ${row.id} has no hash (written outside the chain)` });
+      previous = { id: row.id, hash: row.hash };
+      continue;
+    }
+    if (previous === null) {
+      firstId = row.id;
+      if (row.prevHash !== GENESIS_HASH) {
+        if (continuations.has(row.prevHash)) anchoredFrom = row.prevHash;
+        else
+          report({
+            id: row.id,
+            kind: 'bad-start',
+            message: `row ${row.id} is the oldest row but does not start the chain and no retention anchor continues from its prev_hash: older rows were deleted`,
+          });
+      }
+    } else if (row.prevHash !== previous.hash) {
+      report({
+        id: row.id,
+        kind: 'broken-link',
+        message:
+          row.id === previous.id + 1
+            ? `row ${row.id} does not follow row ${previous.id}: row ${previous.id} was edited and re-hashed, or rows were reordered`
+            : `row ${row.id} does not follow row ${previous.id}: rows between them were deleted (ids ${previous.id + 1}..${row.id - 1} are missing), or reordered`,
+      });
+    }
+    const expected = rowHash(row.prevHash, row);
+    if (expected !== row.hash) {
+      report({
+        id: row.id,
+        kind: 'edited',
+        message: `row ${row.id} (${row.type}${row.sessionId === null ? '' : `, session ${row.sessionId}`}${row.seq === null ? '' : ` seq ${row.seq}`}) was edited: its content does not match its hash`,
+      });
+    }
+    previous = { id: row.id, hash: row.hash };
+  }
+  return { ok: problems.length === 0, rows, firstId, head: previous, anchoredFrom, problems };
+}
+
+// ---- retention ----
+
+/**
+ * Deletes the rows older than `before` (a prefix of the chain, by id) and appends an anchor row
+ * stating the hash the oldest remaining row continues from, in one transaction under the chain
+ * lock. Returns how many rows were deleted.
+ */
+export function sweepAudit(ctx: StoreContext, before: Date): Promise<{ deleted: number }> {
+  return guard('sweep audit events', () =>
+    serialized(ctx.db, () =>
+      ctx.db.transaction(async (txAny) => {
+        const tx = txAny as unknown as Tx;
+        await tx.execute(sql`select pg_advisory_xact_lock(${AUDIT_LOCK_KEY})`);
+        // The newest row older than the cutoff: it and everything before it go.
+        const [cut] = await tx
+          .select({ id: auditEvents.id, hash: auditEvents.hash })
+          .from(auditEvents)
+          .where(and(lte(auditEvents.receivedAt, before), isNotNull(auditEvents.hash)))
+          .orderBy(desc(auditEvents.id))
+          .limit(1);
+        if (cut === undefined || cut.hash === null) return { deleted: 0 };
+        const deleted = await tx
+          .delete(auditEvents)
+          .where(lte(auditEvents.id, cut.id))
+          .returning({ id: auditEvents.id });
+        await appendInTx(ctx, tx, [
+          {
+            sessionId: null,
+            agentId: null,
+            seq: null,
+            type: ANCHOR_TYPE,
+            at: nowOf(ctx),
+            data: {
+              type: ANCHOR_TYPE,
+              continuesFrom: cut.hash,
+              deletedThroughId: cut.id,
+              deletedRows: deleted.length,
+              before: before.toISOString(),
+            },
+          },
+        ], cut.hash);
+        return { deleted: deleted.length };
+      }),
+    ),
+  );
 }

@@ -20,6 +20,7 @@ import {
   MAX_STREAM_ID,
   type Policy,
   rewriteStream,
+  type TimerHandle,
   TUNNEL_STREAM,
   type TunnelLimits,
   toHoopError,
@@ -53,13 +54,40 @@ export interface HubStore {
   touchAgent(id: string): Promise<unknown>;
 }
 
+/** What the hub needs from the grants module: every session runs on a grant. */
+export interface HubGrants {
+  /** Mints the session grant for a client that presented a user token (not a grant). */
+  mintSession(
+    subject: { readonly userId: string; readonly name: string },
+    connection: string,
+  ): Promise<{ id: string; grant: string; expiresAt: number }>;
+  /** Throws GRANT_REVOKED / GRANT_EXPIRED unless the grant may still open sessions. */
+  assertUsable(grantId: string): Promise<void>;
+}
+
 export interface HubOptions {
   readonly store: HubStore;
+  /** Grants; without them sessions are opened with no grant (and agents refuse them). */
+  readonly grants?: HubGrants;
   /** Decides whether a client may open a connection; admins-only when omitted. */
   readonly authorize?: Authorizer;
   readonly limits: TunnelLimits;
   readonly clock: Clock;
   readonly logger: Logger;
+  /**
+   * The hash-chained audit log (idempotent on session + seq); when omitted, batches go to
+   * `store.appendAuditEvents` without their seq and are not acknowledged.
+   */
+  readonly audit?: HubAuditLog;
+}
+
+/** Appends an agent's audit batch; event i of the batch has seq `seq + i`. */
+export interface HubAuditLog {
+  append(
+    agentId: string,
+    events: readonly AuditEvent[],
+    seq: number | undefined,
+  ): Promise<{ stored: number; rejected: number; duplicates: number }>;
 }
 
 interface AgentLink {
@@ -72,6 +100,8 @@ interface AgentLink {
 
 interface ClientLink {
   readonly caller: Caller;
+  /** The grant JWT the client authenticated with, when it did (passed on to the agent). */
+  readonly grantToken: string | undefined;
   readonly userId: string;
   readonly userName: string;
   readonly tunnel: FrameConnection;
@@ -83,8 +113,20 @@ interface ClientLink {
 export class Hub {
   private readonly agents = new Map<string, AgentLink>();
   private readonly clients = new Set<ClientLink>();
+  /** Per agent tunnel: the audit batches in arrival order, and where a failed one left off. */
+  private readonly auditQueues = new WeakMap<
+    AgentLink,
+    { tail: Promise<void>; failedAt: number | undefined }
+  >();
+  /** Per live route: the timer that ends it when its grant expires. */
+  private readonly expiryTimers = new Map<Route, TimerHandle>();
 
   constructor(private readonly options: HubOptions) {}
+
+  /** The authorizer the hub applies to opens (admins only until identity wires its own). */
+  get authorizer(): Authorizer {
+    return this.options.authorize ?? adminOnlyAuthorizer;
+  }
 
   isAgentOnline(agentId: string): boolean {
     return this.agents.has(agentId);
@@ -134,12 +176,14 @@ export class Hub {
     });
   }
 
-  acceptClient(ws: WebSocketLike, caller: Caller): void {
+  /** `grantToken`: the grant JWT the client authenticated with, when `caller.via` is 'grant'. */
+  acceptClient(ws: WebSocketLike, caller: Caller, grantToken?: string): void {
     const user = { userId: caller.userId, name: caller.name };
     const logger = this.options.logger.child({ user: user.name });
     const tunnel = this.frameConnection(ws, `client ${user.name}`, logger);
     const link: ClientLink = {
       caller,
+      grantToken: caller.grant === undefined ? undefined : grantToken,
       userId: user.userId,
       userName: user.name,
       tunnel,
@@ -189,6 +233,8 @@ export class Hub {
   /** Closes every tunnel (broker shutdown). */
   close(): void {
     const err = new HoopError('TUNNEL_CLOSED', 'the broker is shutting down');
+    for (const timer of this.expiryTimers.values()) this.options.clock.clearTimeout(timer);
+    this.expiryTimers.clear();
     for (const link of this.agents.values()) link.tunnel.close(err);
     for (const link of this.clients) link.tunnel.close(err);
   }
@@ -272,14 +318,32 @@ export class Hub {
       fail(toHoopError(err));
       return;
     }
-    const authorize = this.options.authorize ?? adminOnlyAuthorizer;
+    const heldGrant = link.caller.grant;
     let allowed = false;
     try {
-      allowed = await authorize(
-        link.caller,
-        { name: resolved.info.name, tags: resolved.info.tags ?? [] },
-        'connect',
-      );
+      if (heldGrant !== undefined) {
+        // A grant is its own authorization: its connection, its actions, until it expires or is
+        // revoked (checked again here, so a revoked grant cannot open on a tunnel it already has).
+        if (heldGrant.connection !== resolved.info.name) {
+          throw new HoopError(
+            'GRANT_WRONG_CONNECTION',
+            `your grant is for ${heldGrant.connection}, not ${resolved.info.name}`,
+          );
+        }
+        if (heldGrant.expiresAt <= this.options.clock.now()) {
+          throw grantExpired(heldGrant.connection, heldGrant.expiresAt);
+        }
+        if (this.options.grants !== undefined) {
+          await this.options.grants.assertUsable(heldGrant.id);
+        }
+        allowed = heldGrant.actions.includes('connect');
+      } else {
+        allowed = await this.authorizer(
+          link.caller,
+          { name: resolved.info.name, tags: resolved.info.tags ?? [] },
+          'connect',
+        );
+      }
     } catch (err) {
       fail(toHoopError(err));
       return;
@@ -300,6 +364,26 @@ export class Hub {
       return;
     }
     if (!this.clients.has(link)) return;
+    // Every session runs on a grant: the client's own, or one minted now for its user token.
+    let grant: { id: string; grant: string; expiresAt: number } | undefined;
+    if (heldGrant !== undefined) {
+      if (link.grantToken === undefined) {
+        // Never widen a grant into a session grant: without the JWT there is nothing to pass on.
+        fail(new HoopError('GRANT_INVALID', 'the tunnel was opened without its grant'));
+        return;
+      }
+      grant = { id: heldGrant.id, grant: link.grantToken, expiresAt: heldGrant.expiresAt };
+    } else if (this.options.grants !== undefined) {
+      try {
+        grant = await this.options.grants.mintSession(
+          { userId: link.userId, name: link.userName },
+          resolved.info.name,
+        );
+      } catch (err) {
+        fail(toHoopError(err));
+        return;
+      }
+    }
     let session: { id: string };
     try {
       session = await this.options.store.createSession({
@@ -325,6 +409,7 @@ export class Hub {
       { tunnel: link.tunnel, stream: clientStream, routes: link.routes },
       { tunnel: agent.tunnel, stream: agentStream, routes: agent.routes },
       this.options.limits.window,
+      grant?.id,
     );
     link.routes.set(clientStream, route);
     agent.routes.set(agentStream, route);
@@ -334,13 +419,26 @@ export class Hub {
       target: resolved.target,
       user: link.userName,
       policy: resolved.policy,
+      ...(grant === undefined ? {} : { grant: grant.grant }),
     });
+    if (grant !== undefined) this.scheduleExpiry(route, grant.id, grant.expiresAt);
     this.options.logger.info('session opening', {
       session: session.id,
       connection: name,
       user: link.userName,
       agent: agent.name,
     });
+  }
+
+  /** Ends the route's session (and any other on the same grant) when its grant expires. */
+  private scheduleExpiry(route: Route, grantId: string, expiresAt: number): void {
+    const delay = Math.min(Math.max(0, expiresAt - this.options.clock.now()), 2 ** 31 - 1);
+    const timer = this.options.clock.setTimeout(() => {
+      this.expiryTimers.delete(route);
+      this.terminateSessions({ grantId }, grantExpired(route.connection, expiresAt));
+    }, delay);
+    timer.unref?.();
+    this.expiryTimers.set(route, timer);
   }
 
   private allocate(agent: AgentLink): number {
@@ -356,7 +454,7 @@ export class Hub {
 
   private fromAgent(link: AgentLink, frame: Frame, control: ControlMessage | undefined): void {
     if (control?.t === 'audit') {
-      this.storeAudit(link, control.events);
+      this.storeAudit(link, control.events, control.seq);
       return;
     }
     const route = link.routes.get(frame.stream);
@@ -399,18 +497,46 @@ export class Hub {
     }
   }
 
-  private storeAudit(link: AgentLink, events: readonly AuditEvent[]): void {
-    this.options.store.appendAuditEvents(link.id, events).then(
-      ({ rejected }) => {
+  /**
+   * Stores one audit batch, then acks it (`audit-ack` with the batch's last seq). Batches of one
+   * tunnel are stored and acked in arrival order. Duplicates (redelivery) are skipped and still
+   * acked. When a batch fails, later batches are neither stored nor acked until the agent
+   * resends from that batch (its ack timeout), so an ack never covers a batch that was lost.
+   */
+  private storeAudit(link: AgentLink, events: readonly AuditEvent[], seq?: number): void {
+    const audit = this.options.audit;
+    let queue = this.auditQueues.get(link);
+    if (queue === undefined) {
+      queue = { tail: Promise.resolve(), failedAt: undefined };
+      this.auditQueues.set(link, queue);
+    }
+    const q = queue;
+    q.tail = q.tail.then(async () => {
+      if (seq !== undefined && q.failedAt !== undefined) {
+        if (seq > q.failedAt) return;
+        q.failedAt = undefined;
+      }
+      try {
+        const { rejected } =
+          audit === undefined
+            ? await this.options.store.appendAuditEvents(link.id, events)
+            : await audit.append(link.id, events, seq);
         if (rejected > 0)
           this.options.logger.warn('dropped audit events for sessions the agent did not serve', {
             agent: link.name,
             rejected,
           });
-      },
-      (err) =>
-        this.options.logger.error('could not store audit events', { agent: link.name, error: err }),
-    );
+        if (seq !== undefined && audit !== undefined && link.tunnel.state === 'ready') {
+          link.tunnel.sendControl(TUNNEL_STREAM, { t: 'audit-ack', seq: seq + events.length - 1 });
+        }
+      } catch (err) {
+        if (seq !== undefined) q.failedAt = seq;
+        this.options.logger.error('could not store audit events; the agent will resend them', {
+          agent: link.name,
+          error: err,
+        });
+      }
+    });
   }
 
   // ---- shared ----
@@ -438,6 +564,11 @@ export class Hub {
   private finish(route: Route, error: HoopError | undefined, failed = false): void {
     if (route.state === RouteState.closed) return;
     route.transition(RouteState.closed);
+    const expiry = this.expiryTimers.get(route);
+    if (expiry !== undefined) {
+      this.options.clock.clearTimeout(expiry);
+      this.expiryTimers.delete(route);
+    }
     route.client.routes.delete(route.client.stream);
     route.agent.routes.delete(route.agent.stream);
     const status = failed || error !== undefined ? 'failed' : 'closed';
@@ -470,4 +601,11 @@ export class Hub {
       this.options.logger.warn('could not record session end', { session: id, error: err });
     }
   }
+}
+
+function grantExpired(connection: string, expiresAt: number): HoopError {
+  return new HoopError(
+    'GRANT_EXPIRED',
+    `the grant for ${connection} expired at ${new Date(expiresAt).toISOString()}; request a new one: hoop grants request ${connection}`,
+  );
 }

@@ -65,6 +65,11 @@ export function adminConnectionsCommand(admin: Command, ctx: () => CommandContex
       '--password-ref <env:NAME>',
       "the agent reads the password from its own environment; it never leaves the agent's network",
     )
+    .option(
+      '--tag <tag>',
+      'a tag for access rules (repeatable, or comma-separated)',
+      (v: string, prev: string[] = []) => [...prev, ...v.split(',').filter(Boolean)],
+    )
     .action(
       async (
         name: string,
@@ -78,6 +83,7 @@ export function adminConnectionsCommand(admin: Command, ctx: () => CommandContex
           tls: string;
           passwordEnv?: string;
           passwordRef?: string;
+          tag?: string[];
         },
       ) => {
         const c = ctx();
@@ -114,6 +120,7 @@ export function adminConnectionsCommand(admin: Command, ctx: () => CommandContex
           tls: opts.tls,
           ...(password === undefined ? {} : { password }),
           ...(opts.passwordRef === undefined ? {} : { passwordRef: opts.passwordRef }),
+          ...(opts.tag === undefined ? {} : { tags: opts.tag }),
         });
         c.out.data(created, () => {
           c.out.line(

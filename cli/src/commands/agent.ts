@@ -25,7 +25,31 @@ export function agentCommand(program: Command, ctx: () => CommandContext): void 
         });
       }
       const logger = c.serviceLogger.child({ component: 'agent' });
-      const instance = new Agent({ brokerUrl, token, logger, env: c.env });
+      const spoolMax = c.env['HOOP_SPOOL_MAX_BYTES'];
+      const maxBytes = spoolMax ? Number(spoolMax) : undefined;
+      if (maxBytes !== undefined && !(Number.isInteger(maxBytes) && maxBytes > 0)) {
+        throw new HoopError('USAGE', `HOOP_SPOOL_MAX_BYTES "${spoolMax}" is not a positive number of bytes`);
+      }
+      const fsync = c.env['HOOP_SPOOL_FSYNC'];
+      if (fsync && fsync !== 'always' && fsync !== 'batch') {
+        throw new HoopError('USAGE', `HOOP_SPOOL_FSYNC "${fsync}" must be always or batch`);
+      }
+      const instance = new Agent({
+        brokerUrl,
+        token,
+        logger,
+        env: c.env,
+        spool: {
+          ...(c.env['HOOP_SPOOL_DIR'] ? { dir: c.env['HOOP_SPOOL_DIR'] } : {}),
+          ...(maxBytes === undefined ? {} : { maxBytes }),
+          ...(fsync ? { fsync: fsync as 'always' | 'batch' } : {}),
+        },
+      });
+      instance.on('quarantine', (info) => {
+        const event = { event: 'spool-quarantined', ...info };
+        if (c.out.json) process.stdout.write(`${JSON.stringify(event)}\n`);
+        else c.out.progress(`hoop agent: quarantined corrupt spool file ${info.file}: ${info.reason}`);
+      });
       instance.on('state', (state, error) => {
         const event = {
           event: 'state',

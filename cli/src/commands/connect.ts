@@ -1,10 +1,14 @@
 /**
- * `hoop connect NAME [--port N]`: checks that the connection exists and its agent is online,
- * opens the tunnel, and serves local clients on 127.0.0.1:PORT until Ctrl-C.
+ * `hoop connect NAME [--port N] [--grant G]`: checks that the connection exists and its agent is
+ * online, opens the tunnel, and serves local clients on 127.0.0.1:PORT until Ctrl-C. With a grant
+ * (`--grant` or HOOP_GRANT) no login is needed: the grant is the tunnel's bearer and the check is
+ * made with it.
  */
 
 import { type ConnectionType, HoopError, TunnelClient } from '@hoop/shared';
 import type { Command } from 'commander';
+import { ApiClient } from '../api-client.js';
+import { loadConfig } from '../config.js';
 import { ConnectListener } from '../connect/listener.js';
 import type { CommandContext } from '../context.js';
 import { untilSignal } from '../signals.js';
@@ -20,6 +24,12 @@ interface ConnectionView {
 
 export const DEFAULT_CONNECT_PORT = 5433;
 
+interface ConnectOptions {
+  port: number;
+  host: string;
+  grant?: string;
+}
+
 export function connectCommand(program: Command, ctx: () => CommandContext): void {
   program
     .command('connect <connection>')
@@ -31,11 +41,30 @@ export function connectCommand(program: Command, ctx: () => CommandContext): voi
       DEFAULT_CONNECT_PORT,
     )
     .option('--host <host>', 'local address to listen on', '127.0.0.1')
-    .action(async (name: string, opts: { port: number; host: string }) => {
+    .option('--grant <grant>', 'use this grant instead of your login (or set HOOP_GRANT)')
+    .action(async (name: string, opts: ConnectOptions, command: Command) => {
       const c = ctx();
-      const { brokerUrl, token } = await c.broker();
-      const api = await c.api();
-      const conn = await api.get<ConnectionView>(`/api/v1/connections/${encodeURIComponent(name)}`);
+      const grant = opts.grant || c.env['HOOP_GRANT'] || undefined;
+      let brokerUrl: string;
+      let token: string;
+      let conn: ConnectionView;
+      if (grant !== undefined) {
+        brokerUrl = await grantBroker(c, command);
+        token = grant;
+        conn = await new ApiClient(brokerUrl, grant).get<ConnectionView & { connection: string }>(
+          '/api/v1/grants/current',
+        );
+        if (conn.name !== name) {
+          throw new HoopError(
+            'GRANT_WRONG_CONNECTION',
+            `your grant is for ${conn.name}, not ${name}`,
+          );
+        }
+      } else {
+        ({ brokerUrl, token } = await c.broker());
+        const api = await c.api();
+        conn = await api.get<ConnectionView>(`/api/v1/connections/${encodeURIComponent(name)}`);
+      }
       if (!conn.agentOnline) {
         throw new HoopError(
           'AGENT_OFFLINE',
@@ -79,7 +108,9 @@ export function connectCommand(program: Command, ctx: () => CommandContext): voi
           );
           c.out.line(`  psql "${url}"`);
           c.out.line(
-            '  Your client needs no password: access comes from your hoop login. Ctrl-C to stop.',
+            grant === undefined
+              ? '  Your client needs no password: access comes from your hoop login. Ctrl-C to stop.'
+              : '  Your client needs no password: access comes from your grant, until it expires. Ctrl-C to stop.',
           );
         },
       );
@@ -87,4 +118,16 @@ export function connectCommand(program: Command, ctx: () => CommandContext): voi
       await listener.close();
       tunnel.close();
     });
+}
+
+/** The broker URL for a grant-only connect: --broker, HOOP_BROKER_URL or the config file. */
+async function grantBroker(c: CommandContext, command: Command): Promise<string> {
+  const flag = command.optsWithGlobals<{ broker?: string }>().broker;
+  const { brokerUrl } = await loadConfig(c.env, { brokerUrl: flag });
+  if (brokerUrl === undefined) {
+    throw new HoopError('USAGE', 'no broker configured', {
+      hint: 'Pass --broker URL or set HOOP_BROKER_URL to use a grant.',
+    });
+  }
+  return brokerUrl;
 }

@@ -1,4 +1,8 @@
-/** `hoop sessions list|show`. */
+/**
+ * `hoop sessions list|show|replay`. `show` prints the session and its timeline; `replay` prints
+ * the timeline only, in order, with the time between events (SQL: statement, duration, rows,
+ * denied or masked). `--json` prints the API's documents (`replay`: the events array).
+ */
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
 import { table } from '../output.js';
@@ -46,6 +50,29 @@ export function sessionsCommand(program: Command, ctx: () => CommandContext): vo
       for (const e of events) c.out.line(`  ${describeEvent(e)}`);
     });
   });
+
+  sessions
+    .command('replay <id>')
+    .description("the session's recorded timeline, in order")
+    .action(async (id: string) => {
+      const c = ctx();
+      const session = await (await c.api()).get<
+        Record<string, unknown> & { events?: Record<string, unknown>[] }
+      >(`/api/v1/sessions/${encodeURIComponent(id)}`);
+      const events = session.events ?? [];
+      c.out.data(events, () => {
+        c.out.line(
+          `session ${String(session['id'])} on ${String(session['connectionName'])}: ${String(session['status'])}${session['errorCode'] ? ` (${String(session['errorCode'])})` : ''}, ${events.length} events`,
+        );
+        let previous: number | undefined;
+        for (const e of events) {
+          const at = Number(e['at']);
+          const gap = previous === undefined ? '' : `+${((at - previous) / 1000).toFixed(3)}s `;
+          previous = at;
+          c.out.line(`  ${gap.padStart(10)}${describeEvent(e)}`);
+        }
+      });
+    });
 }
 
 function describeEvent(e: Record<string, unknown>): string {
