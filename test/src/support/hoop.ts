@@ -17,7 +17,7 @@ export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 export const hoopBin = join(repoRoot, 'cli', 'bin', 'hoop.js');
 
 /** How long a service gets to print its ready output. Generous: CI machines are slow. */
-export const READY_TIMEOUT_MS = 30_000;
+export const READY_TIMEOUT_MS = 60_000;
 
 export function spawnHoop(
   name: string,
