@@ -107,7 +107,10 @@ export class AuditSender {
     const maxText = this.options.maxTextBytes ?? 64 * 1024;
     let payload = Buffer.from(JSON.stringify(event));
     if (event.type === 'statement' && Buffer.byteLength(event.text) > maxText) {
-      const cut = Buffer.from(event.text).subarray(0, maxText).toString('utf8').replace(/\uFFFD$/, '');
+      const cut = Buffer.from(event.text)
+        .subarray(0, maxText)
+        .toString('utf8')
+        .replace(/\uFFFD$/, '');
       const dropped = Buffer.byteLength(event.text) - Buffer.byteLength(cut);
       payload = Buffer.from(
         JSON.stringify({ ...event, text: `${cut}…[${dropped} more bytes not recorded]` }),
@@ -115,7 +118,10 @@ export class AuditSender {
     }
     if (event.type === 'statement' && event.params !== undefined && payload.length > 128 * 1024) {
       payload = Buffer.from(
-        JSON.stringify({ ...event, params: [`[${event.params.length} parameters not recorded: too large]`] }),
+        JSON.stringify({
+          ...event,
+          params: [`[${event.params.length} parameters not recorded: too large]`],
+        }),
       );
     }
     return payload;
@@ -148,8 +154,17 @@ export class AuditSender {
           events.push(JSON.parse(r.payload.toString('utf8')) as AuditEvent);
         } catch {
           // CRC-valid but not JSON: only a bug writes this. Send a marker so the seq stays stored.
-          this.options.logger.error('spool record is not JSON; sending a placeholder', { seq: r.seq });
-          events.push({ type: 'session-end', session: '', at: 0, connection: '', user: '', detail: 'unreadable spool record' });
+          this.options.logger.error('spool record is not JSON; sending a placeholder', {
+            seq: r.seq,
+          });
+          events.push({
+            type: 'session-end',
+            session: '',
+            at: 0,
+            connection: '',
+            user: '',
+            detail: 'unreadable spool record',
+          });
         }
       }
       if (!channel.send(events, first.seq)) {

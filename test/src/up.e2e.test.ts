@@ -37,7 +37,7 @@ describe('hoop up', { timeout: 120_000 }, () => {
           env,
         ),
       );
-      ready = await up.waitForJson<UpReady>(2 * READY_TIMEOUT_MS, 'hoop up to be ready');
+      ready = await up.waitForJson<UpReady>(READY_TIMEOUT_MS, 'hoop up to be ready');
     },
     { timeout: 90_000 },
   );

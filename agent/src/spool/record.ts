@@ -96,7 +96,12 @@ export function scanSegment(buf: Buffer, maxPayload: number): ScanResult {
     const result = decodeRecord(buf, offset, maxPayload);
     if (result.kind === 'partial') return { records, goodBytes: offset, tornTail: true };
     if (result.kind === 'corrupt') {
-      return { records, goodBytes: offset, tornTail: false, corrupt: `${result.reason} at byte ${offset}` };
+      return {
+        records,
+        goodBytes: offset,
+        tornTail: false,
+        corrupt: `${result.reason} at byte ${offset}`,
+      };
     }
     if (result.record.seq <= previous) {
       return {

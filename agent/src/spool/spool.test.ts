@@ -1,11 +1,25 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { type AuditEvent, silentLogger } from '@hoop/shared';
 import { AuditSender } from '../audit-sender.js';
-import { decodeRecord, encodeRecord, FILE_MAGIC, RECORD_HEADER_BYTES, scanSegment } from './record.js';
+import {
+  decodeRecord,
+  encodeRecord,
+  FILE_MAGIC,
+  RECORD_HEADER_BYTES,
+  scanSegment,
+} from './record.js';
 import { type QuarantineInfo, Spool } from './spool.js';
 
 const dirs: string[] = [];
@@ -22,7 +36,9 @@ function open(dir: string, extra: Partial<ConstructorParameters<typeof Spool>[0]
   return new Spool({ dir, logger: silentLogger, fsync: 'always', ...extra });
 }
 function segments(dir: string): string[] {
-  return readdirSync(dir).filter((n) => n.startsWith('seg-')).sort();
+  return readdirSync(dir)
+    .filter((n) => n.startsWith('seg-'))
+    .sort();
 }
 
 describe('spool record format', () => {
@@ -42,7 +58,8 @@ describe('spool record format', () => {
 
   it('reports a split record as partial at every offset, and any flipped bit as corrupt', () => {
     const rec = encodeRecord(7, p('hello world'));
-    for (let i = 0; i < rec.length; i++) assert.equal(decodeRecord(rec.subarray(0, i), 0, 1024).kind, 'partial');
+    for (let i = 0; i < rec.length; i++)
+      assert.equal(decodeRecord(rec.subarray(0, i), 0, 1024).kind, 'partial');
     for (let i = 4; i < rec.length; i++) {
       const bad = Buffer.from(rec);
       bad[i] = (bad[i] as number) ^ 0x01;
@@ -55,11 +72,17 @@ describe('spool record format', () => {
     const a = encodeRecord(1, p('a'));
     const b = encodeRecord(2, p('b'));
     const whole = Buffer.concat([FILE_MAGIC, a, b]);
-    assert.deepEqual(scanSegment(whole, 1024).records.map((r) => r.seq), [1, 2]);
+    assert.deepEqual(
+      scanSegment(whole, 1024).records.map((r) => r.seq),
+      [1, 2],
+    );
     const torn = scanSegment(whole.subarray(0, whole.length - 3), 1024);
     assert.equal(torn.tornTail, true);
     assert.equal(torn.corrupt, undefined);
-    assert.deepEqual(torn.records.map((r) => r.seq), [1]);
+    assert.deepEqual(
+      torn.records.map((r) => r.seq),
+      [1],
+    );
     const bad = Buffer.from(whole);
     bad[FILE_MAGIC.length + RECORD_HEADER_BYTES] = 0x7a; // payload of record 1
     const c = scanSegment(bad, 1024);
@@ -86,17 +109,34 @@ describe('spool', () => {
     const dir = tempDir();
     const s = open(dir, { fsync: 'batch', fsyncMs: 1_000_000, segmentBytes: 64 });
     for (let i = 0; i < 10; i++) s.append(p(`event-${i}-${'x'.repeat(20)}`));
-    assert.deepEqual(s.read(100, 1 << 20), [], 'nothing before the fsync');
+    // Segment rolls fsync; records after the last roll wait for the batch fsync.
+    const early = s.read(100, 1 << 20).map((r) => r.seq);
+    assert.ok(s.durableSeq < 10);
+    assert.ok(
+      early.every((seq) => seq <= s.durableSeq),
+      "nothing is read before it is fsync'd",
+    );
     s.flush();
+    s.rewind();
     const batch = s.read(4, 1 << 20);
-    assert.deepEqual(batch.map((r) => r.seq), [1, 2, 3, 4]);
-    assert.deepEqual(s.read(100, 1 << 20).map((r) => r.seq), [5, 6, 7, 8, 9, 10]);
+    assert.deepEqual(
+      batch.map((r) => r.seq),
+      [1, 2, 3, 4],
+    );
+    assert.deepEqual(
+      s.read(100, 1 << 20).map((r) => r.seq),
+      [5, 6, 7, 8, 9, 10],
+    );
     const before = segments(dir).length;
     assert.ok(before > 2, 'several segments');
     s.ack(4);
     assert.ok(segments(dir).length < before, 'acked segments deleted');
     s.rewind();
-    assert.deepEqual(s.read(100, 1 << 20).map((r) => r.seq), [5, 6, 7, 8, 9, 10], 'rewind resends unacked only');
+    assert.deepEqual(
+      s.read(100, 1 << 20).map((r) => r.seq),
+      [5, 6, 7, 8, 9, 10],
+      'rewind resends unacked only',
+    );
     s.ack(10);
     assert.equal(s.pending, 0);
     assert.equal(segments(dir).length, 1, 'only the empty active segment is left');
@@ -109,8 +149,11 @@ describe('spool', () => {
     for (let i = 1; i <= 5; i++) s.append(p(`e${i}`));
     s.ack(2); // the broker had stored 1..2
     // simulate kill -9: no close, lock left behind by a dead pid
-    writeFileSync(join(dir, 'lock'), '999999999\n');
-    const again = open(dir);
+    // What a kill -9 leaves on disk: the files as written, and a lock naming a dead process.
+    const copy = tempDir();
+    cpSync(dir, copy, { recursive: true });
+    writeFileSync(join(copy, 'lock'), '999999999\n');
+    const again = open(copy);
     // acks are not persisted: after a restart unacked-or-not, everything still on disk is resent
     // (the broker ignores the duplicates); segments the ack covered were already deleted
     assert.deepEqual(
@@ -130,7 +173,10 @@ describe('spool', () => {
     const bytes = readFileSync(file);
     writeFileSync(file, Buffer.concat([bytes, encodeRecord(3, p('three')).subarray(0, 10)]));
     const again = open(dir);
-    assert.deepEqual(again.read(10, 1 << 20).map((r) => r.payload.toString()), ['one', 'two']);
+    assert.deepEqual(
+      again.read(10, 1 << 20).map((r) => r.payload.toString()),
+      ['one', 'two'],
+    );
     assert.equal(again.append(p('three')), 3);
     again.close();
   });

@@ -89,6 +89,9 @@ interface Segment {
   bytes: number;
 }
 
+/** Directories locked by spools of this process (the lock file cannot tell those apart). */
+const lockedHere = new Set<string>();
+
 const SEGMENT_RE = /^seg-(\d{16})\.spool$/;
 
 function segmentName(firstSeq: number): string {
@@ -135,9 +138,13 @@ export class Spool {
       this.fd = this.recover();
     } catch (err) {
       if (err instanceof HoopError) throw err;
-      throw new HoopError('USAGE', `cannot use the spool directory ${this.dir}: ${(err as Error).message}`, {
-        hint: 'Set HOOP_SPOOL_DIR to a writable directory only this agent uses.',
-      });
+      throw new HoopError(
+        'USAGE',
+        `cannot use the spool directory ${this.dir}: ${(err as Error).message}`,
+        {
+          hint: 'Set HOOP_SPOOL_DIR to a writable directory only this agent uses.',
+        },
+      );
     }
   }
 
@@ -158,7 +165,8 @@ export class Spool {
   /** Records appended and not yet acknowledged (including quarantined gaps never acked). */
   get pending(): number {
     let n = 0;
-    for (const s of this.segments) n += Math.max(0, s.lastSeq - Math.max(s.firstSeq - 1, this.ackedSeq));
+    for (const s of this.segments)
+      n += Math.max(0, s.lastSeq - Math.max(s.firstSeq - 1, this.ackedSeq));
     return n;
   }
 
@@ -185,7 +193,10 @@ export class Spool {
   append(payload: Buffer): number {
     if (this.closed) throw new HoopError('INTERNAL', 'the spool is closed');
     if (payload.length > this.maxRecordBytes) {
-      throw new HoopError('INTERNAL', `spool record of ${payload.length} bytes exceeds ${this.maxRecordBytes}`);
+      throw new HoopError(
+        'INTERNAL',
+        `spool record of ${payload.length} bytes exceeds ${this.maxRecordBytes}`,
+      );
     }
     let active = this.active();
     if (active.bytes >= this.segmentBytes && active.lastSeq >= active.firstSeq) {
@@ -311,6 +322,7 @@ export class Spool {
     this.closed = true;
     closeSync(this.fd);
     rmSync(join(this.dir, 'lock'), { force: true });
+    lockedHere.delete(this.dir);
   }
 
   // ---- internals ----
@@ -347,6 +359,7 @@ export class Spool {
       this.syncTimer = undefined;
       this.syncNow();
     }, this.fsyncMs);
+    this.syncTimer.unref?.();
   }
 
   private syncNow(): void {
@@ -398,18 +411,32 @@ export class Spool {
 
   private lock(): void {
     const path = join(this.dir, 'lock');
+    if (lockedHere.has(this.dir)) {
+      throw new HoopError(
+        'USAGE',
+        `the spool directory ${this.dir} is in use by process ${process.pid}`,
+        {
+          hint: 'Give each agent its own HOOP_SPOOL_DIR.',
+        },
+      );
+    }
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         writeFileSync(path, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+        lockedHere.add(this.dir);
         return;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
       const pid = Number(readFileSync(path, 'utf8').trim());
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-        throw new HoopError('USAGE', `the spool directory ${this.dir} is in use by process ${pid}`, {
-          hint: 'Give each agent process its own HOOP_SPOOL_DIR.',
-        });
+        throw new HoopError(
+          'USAGE',
+          `the spool directory ${this.dir} is in use by process ${pid}`,
+          {
+            hint: 'Give each agent process its own HOOP_SPOOL_DIR.',
+          },
+        );
       }
       rmSync(path, { force: true });
     }
@@ -431,7 +458,11 @@ export class Spool {
       next = Math.max(next, firstSeq);
       const scan = scanSegment(buf, this.maxRecordBytes);
       const wrongSeq = scan.records.find((r, i) => r.seq !== firstSeq + i);
-      const reason = scan.corrupt ?? (wrongSeq === undefined ? undefined : `record seq ${wrongSeq.seq} does not follow the file's first seq ${firstSeq}`);
+      const reason =
+        scan.corrupt ??
+        (wrongSeq === undefined
+          ? undefined
+          : `record seq ${wrongSeq.seq} does not follow the file's first seq ${firstSeq}`);
       if (reason !== undefined) {
         next = Math.max(next, firstSeq + Math.ceil(buf.length / RECORD_HEADER_BYTES));
         this.quarantine(path, name, reason, scan.records.length);
@@ -453,10 +484,13 @@ export class Spool {
         } finally {
           closeSync(fd);
         }
-        this.logger.warn('spool: cut a torn record at the end of a segment (an interrupted write)', {
-          file: path,
-          keptRecords: scan.records.length,
-        });
+        this.logger.warn(
+          'spool: cut a torn record at the end of a segment (an interrupted write)',
+          {
+            file: path,
+            keptRecords: scan.records.length,
+          },
+        );
       }
       // Written before a kill -9 but maybe not yet fsync'd: make it durable before reading it.
       const sfd = openSync(path, 'r');

@@ -6,8 +6,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HoopError } from '@hoop/shared';
-import { sendError } from '../http/router.js';
 import type { Router } from '../http/router.js';
+import { sendError } from '../http/router.js';
 import { exportRecord, listAudit, scanAudit, verifyAudit } from '../store/audit.js';
 import { type ApiDeps, requireAdmin } from './context.js';
 
@@ -20,7 +20,10 @@ function parseSince(value: string | null): Date | undefined {
   }
   const at = new Date(value);
   if (Number.isNaN(at.getTime())) {
-    throw new HoopError('INVALID_REQUEST', `since "${value}" is not a time (ISO 8601) or a duration like 24h`);
+    throw new HoopError(
+      'INVALID_REQUEST',
+      `since "${value}" is not a time (ISO 8601) or a duration like 24h`,
+    );
   }
   return at;
 }
@@ -28,7 +31,8 @@ function parseSince(value: string | null): Date | undefined {
 function positiveInt(value: string | null, name: string, fallback: number): number {
   if (value === null || value === '') return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new HoopError('INVALID_REQUEST', `${name} must be a whole number`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new HoopError('INVALID_REQUEST', `${name} must be a whole number`);
   return n;
 }
 
@@ -68,13 +72,17 @@ export async function handleAuditExport(
   const path = new URL(req.url ?? '/', 'http://broker').pathname;
   if (path !== '/api/v1/audit/export') return false;
   try {
-    if (req.method !== 'GET') throw new HoopError('USAGE', `${req.method} is not supported on ${path}`);
+    if (req.method !== 'GET')
+      throw new HoopError('USAGE', `${req.method} is not supported on ${path}`);
     await requireAdmin(deps, req);
   } catch (err) {
     sendError(res, err instanceof HoopError ? err : new HoopError('INTERNAL', String(err)));
     return true;
   }
-  res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' });
+  res.writeHead(200, {
+    'content-type': 'application/x-ndjson; charset=utf-8',
+    'cache-control': 'no-store',
+  });
   try {
     for await (const row of scanAudit(deps.store.context)) {
       if (!res.write(`${JSON.stringify(exportRecord(row))}\n`)) {

@@ -105,4 +105,3 @@ export function directoryRecordings(dir: string): RecordingStore {
     read,
   };
 }
-

@@ -160,7 +160,10 @@ export async function appendInTx(
       .where(
         and(
           inArray(auditEvents.sessionId, [...new Set(keyed.map((r) => r.sessionId as string))]),
-          inArray(auditEvents.seq, keyed.map((r) => r.seq as number)),
+          inArray(
+            auditEvents.seq,
+            keyed.map((r) => r.seq as number),
+          ),
         ),
       );
     for (const e of existing) seen.add(`${e.sessionId}\u0000${e.seq}`);
@@ -307,10 +310,7 @@ export async function listAudit(
     }
     if (options.user !== undefined) {
       conditions.push(
-        or(
-          eq(users.name, options.user),
-          sql`${auditEvents.data}->>'actor' = ${options.user}`,
-        ),
+        or(eq(users.name, options.user), sql`${auditEvents.data}->>'actor' = ${options.user}`),
       );
     }
     const rows = await ctx.db
@@ -415,7 +415,11 @@ export async function verifyAudit(ctx: StoreContext, maxProblems = 100): Promise
   for await (const row of scanAudit(ctx)) {
     rows++;
     if (row.hash === null || row.prevHash === null) {
-      report({ id: row.id, kind: 'unchained', message: `row ${row.id} has no hash (written outside the chain)` });
+      report({
+        id: row.id,
+        kind: 'unchained',
+        message: `row ${row.id} has no hash (written outside the chain)`,
+      });
       previous = { id: row.id, hash: row.hash };
       continue;
     }
@@ -478,22 +482,27 @@ export function sweepAudit(ctx: StoreContext, before: Date): Promise<{ deleted: 
           .delete(auditEvents)
           .where(lte(auditEvents.id, cut.id))
           .returning({ id: auditEvents.id });
-        await appendInTx(ctx, tx, [
-          {
-            sessionId: null,
-            agentId: null,
-            seq: null,
-            type: ANCHOR_TYPE,
-            at: nowOf(ctx),
-            data: {
+        await appendInTx(
+          ctx,
+          tx,
+          [
+            {
+              sessionId: null,
+              agentId: null,
+              seq: null,
               type: ANCHOR_TYPE,
-              continuesFrom: cut.hash,
-              deletedThroughId: cut.id,
-              deletedRows: deleted.length,
-              before: before.toISOString(),
+              at: nowOf(ctx),
+              data: {
+                type: ANCHOR_TYPE,
+                continuesFrom: cut.hash,
+                deletedThroughId: cut.id,
+                deletedRows: deleted.length,
+                before: before.toISOString(),
+              },
             },
-          },
-        ], cut.hash);
+          ],
+          cut.hash,
+        );
         return { deleted: deleted.length };
       }),
     ),

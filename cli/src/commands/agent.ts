@@ -28,7 +28,10 @@ export function agentCommand(program: Command, ctx: () => CommandContext): void 
       const spoolMax = c.env['HOOP_SPOOL_MAX_BYTES'];
       const maxBytes = spoolMax ? Number(spoolMax) : undefined;
       if (maxBytes !== undefined && !(Number.isInteger(maxBytes) && maxBytes > 0)) {
-        throw new HoopError('USAGE', `HOOP_SPOOL_MAX_BYTES "${spoolMax}" is not a positive number of bytes`);
+        throw new HoopError(
+          'USAGE',
+          `HOOP_SPOOL_MAX_BYTES "${spoolMax}" is not a positive number of bytes`,
+        );
       }
       const fsync = c.env['HOOP_SPOOL_FSYNC'];
       if (fsync && fsync !== 'always' && fsync !== 'batch') {
@@ -48,7 +51,8 @@ export function agentCommand(program: Command, ctx: () => CommandContext): void 
       instance.on('quarantine', (info) => {
         const event = { event: 'spool-quarantined', ...info };
         if (c.out.json) process.stdout.write(`${JSON.stringify(event)}\n`);
-        else c.out.progress(`hoop agent: quarantined corrupt spool file ${info.file}: ${info.reason}`);
+        else
+          c.out.progress(`hoop agent: quarantined corrupt spool file ${info.file}: ${info.reason}`);
       });
       instance.on('state', (state, error) => {
         const event = {

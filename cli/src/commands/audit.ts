@@ -84,7 +84,10 @@ export function auditCommand(program: Command, ctx: () => CommandContext): void 
       try {
         response = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
       } catch (err) {
-        throw new HoopError('BROKER_UNREACHABLE', `cannot reach the broker at ${brokerUrl} (${(err as Error).message})`);
+        throw new HoopError(
+          'BROKER_UNREACHABLE',
+          `cannot reach the broker at ${brokerUrl} (${(err as Error).message})`,
+        );
       }
       if (!response.ok || response.body === null) {
         // Errors come back as the usual JSON; let the API client turn them into a HoopError.
@@ -107,6 +110,7 @@ function summary(data: unknown): string {
     return text.length > 60 ? `${text.slice(0, 57)}...` : text;
   }
   if (typeof d['subject'] === 'string') return d['subject'];
-  if (typeof d['continuesFrom'] === 'string') return `continues from ${d['continuesFrom'].slice(0, 16)}`;
+  if (typeof d['continuesFrom'] === 'string')
+    return `continues from ${d['continuesFrom'].slice(0, 16)}`;
   return '';
 }

@@ -1,0 +1,129 @@
+/**
+ * The audit log under chaos, with real processes: an agent SIGKILLed mid-session uploads the rest
+ * of its spool after it restarts; a tampered row (UPDATE through SQL on the broker's PostgreSQL)
+ * is named by `hoop audit verify`; a tiny spool budget refuses recorded sessions (SPOOL_FULL).
+ * Statement events need the Postgres engine's recording (agent/src/engines/postgres/recorder.ts).
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import postgres from 'postgres';
+import { Deployment } from './support/deployment.js';
+import { runHoop } from './support/hoop.js';
+import { machinePostgres } from './support/targets.js';
+import { waitFor } from './support/wait.js';
+
+interface SessionView {
+  id: string;
+  status: string;
+  errorCode: string | null;
+  events: { type: string; text?: string }[];
+}
+
+const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
+
+describe('audit log under chaos', { timeout: 240_000 }, () => {
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  const dbName = `hoop_audit_e2e_${randomBytes(6).toString('hex')}`;
+  const brokerDbUrl = (() => {
+    const u = new URL(adminUrl);
+    u.pathname = `/${dbName}`;
+    return u.toString();
+  })();
+  let d: Deployment | undefined;
+
+  before(
+    async () => {
+      await admin.unsafe(`create database "${dbName}"`);
+      d = await Deployment.start({ env: { HOOP_DATABASE_URL: brokerDbUrl } });
+      await d.addAgent('edge');
+      await d.addConnection('pg', { agent: 'edge', target: machinePostgres() });
+    },
+    { timeout: 120_000 },
+  );
+
+  after(async () => {
+    await d?.dispose();
+    await admin.unsafe(`drop database if exists "${dbName}" with (force)`);
+    await admin.end({ timeout: 5 });
+  });
+
+  test('agent SIGKILLed mid-session: the session fails, and after restart its events are complete', async () => {
+    const deployment = d as Deployment;
+    const { agent: edge2 } = await deployment.addAgent('edge2');
+    await deployment.addConnection('pg2', { agent: 'edge2', target: machinePostgres() });
+    const conn = await deployment.connect('pg2');
+    const client = new pg.Client({ connectionString: conn.url, connectionTimeoutMillis: 10_000 });
+    client.on('error', () => {});
+    await client.connect();
+    const texts = ['select 101 as a', 'select 102 as b', 'select 103 as c'];
+    for (const t of texts) await client.query(t);
+    await edge2.kill();
+    await client.end().catch(() => {});
+    const sessions = await deployment.api<{ id: string; connectionName: string }[]>(
+      '/api/v1/sessions?limit=50',
+    );
+    const id = sessions.find((s) => s.connectionName === 'pg2')?.id;
+    assert.ok(id !== undefined);
+    await edge2.start();
+    const session = await waitFor(
+      async () => {
+        const s = await deployment.api<SessionView>(`/api/v1/sessions/${id}`);
+        const recorded = s.events.filter((e) => e.type === 'statement').map((e) => e.text);
+        return texts.every((t) => recorded.includes(t)) ? s : undefined;
+      },
+      { timeoutMs: 30_000, what: 'every statement of the killed session to be uploaded' },
+    );
+    assert.equal(session.status, 'failed');
+    assert.equal(session.errorCode, 'AGENT_OFFLINE');
+    assert.equal(session.events[0]?.type, 'session-start');
+    const seqs = new Set(session.events.map((e) => JSON.stringify(e)));
+    assert.equal(seqs.size, session.events.length, 'no duplicate events');
+  });
+
+  test('hoop audit verify passes, then names a row tampered with through SQL', async () => {
+    const deployment = d as Deployment;
+    const ok = await runHoop(['audit', 'verify', '--json'], deployment.adminEnv());
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(JSON.parse(ok.stdout).ok, true);
+    const exported = await runHoop(['audit', 'export'], deployment.adminEnv());
+    assert.equal(exported.code, 0, exported.stderr);
+    const lines = exported.stdout.trim().split('\n');
+    assert.ok(lines.length > 0);
+    const victim = JSON.parse(lines[Math.floor(lines.length / 2)] as string) as { id: number };
+    const db = postgres(brokerDbUrl, { max: 1, onnotice: () => {} });
+    try {
+      await db`update audit_events set type = 'forged' where id = ${victim.id}`;
+    } finally {
+      await db.end({ timeout: 5 });
+    }
+    const bad = await runHoop(['audit', 'verify'], deployment.adminEnv());
+    assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+    assert.match(bad.stdout, new RegExp(`row ${victim.id}: edited`));
+    assert.match(bad.stderr, /AUDIT_CHAIN_BROKEN|audit chain is broken/);
+  });
+
+  test('a spool over its budget refuses recorded sessions with SPOOL_FULL', async () => {
+    const deployment = d as Deployment;
+    // A 1-byte budget: even the empty spool (its segment header) is over it.
+    await deployment.addAgent('tiny', { env: { HOOP_SPOOL_MAX_BYTES: '1' } });
+    await deployment.addConnection('pg3', { agent: 'tiny', target: machinePostgres() });
+    const conn = await deployment.connect('pg3');
+    let refused: Error | undefined;
+    for (let i = 0; i < 50 && refused === undefined; i++) {
+      const client = new pg.Client({ connectionString: conn.url, connectionTimeoutMillis: 10_000 });
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        await client.query('select 1');
+      } catch (err) {
+        refused = err as Error;
+      } finally {
+        await client.end().catch(() => {});
+      }
+    }
+    assert.ok(refused !== undefined, 'a session was refused while the spool was over budget');
+    assert.match(refused.message, /spool/i);
+  });
+});
