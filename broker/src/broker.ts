@@ -125,7 +125,7 @@ export async function startBroker(
       append: (agentId, events, seq) => appendAuditEvents(store.context, agentId, events, seq),
     },
   });
-  const auditConfig = options.audit ?? auditConfigFromEnv(process.env);
+  const auditConfig = options.audit ?? auditConfigFromEnv(input.auditEnv ?? {});
   let sweeper: RetentionSweeper | undefined;
   if (auditConfig.retentionMs !== undefined) {
     sweeper = startRetentionSweeper({

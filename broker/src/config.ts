@@ -49,6 +49,8 @@ export interface BrokerConfigInput {
   masterKey?: string;
   adminToken?: string;
   pgListen?: string;
+  /** HOOP_AUDIT_RETENTION (e.g. `90d`) and HOOP_RECORDINGS_DIR, as the user typed them. */
+  auditEnv?: { HOOP_AUDIT_RETENTION?: string; HOOP_RECORDINGS_DIR?: string };
   limits?: Partial<TunnelLimits>;
   oidcIssuer?: string;
   oidcClientId?: string;
@@ -108,6 +110,10 @@ export function brokerConfigFromEnv(env: NodeJS.ProcessEnv): BrokerConfigInput {
   if (env['HOOP_MASTER_KEY']) input.masterKey = env['HOOP_MASTER_KEY'];
   if (env['HOOP_ADMIN_TOKEN']) input.adminToken = env['HOOP_ADMIN_TOKEN'];
   if (env['HOOP_PG_LISTEN']) input.pgListen = env['HOOP_PG_LISTEN'];
+  input.auditEnv = {
+    ...(env['HOOP_AUDIT_RETENTION'] ? { HOOP_AUDIT_RETENTION: env['HOOP_AUDIT_RETENTION'] } : {}),
+    ...(env['HOOP_RECORDINGS_DIR'] ? { HOOP_RECORDINGS_DIR: env['HOOP_RECORDINGS_DIR'] } : {}),
+  };
   if (env['HOOP_OIDC_ISSUER']) input.oidcIssuer = env['HOOP_OIDC_ISSUER'];
   if (env['HOOP_OIDC_CLIENT_ID']) input.oidcClientId = env['HOOP_OIDC_CLIENT_ID'];
   if (env['HOOP_OIDC_CLIENT_SECRET']) input.oidcClientSecret = env['HOOP_OIDC_CLIENT_SECRET'];
