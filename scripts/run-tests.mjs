@@ -2,7 +2,8 @@
 // Runs every compiled test file (`*.test.js` under `<package>/dist`) with node's test runner
 // in one process tree so the run ends with one summary. Usage: run-tests.mjs [package ...]
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -31,9 +32,33 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.HOOP_TEST_CONCURRENCY ?? '2';
+const tapDir = mkdtempSync(join(tmpdir(), 'hoop-tests-'));
+const tapFile = join(tapDir, 'results.tap');
 const result = spawnSync(
   process.execPath,
-  ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
+  [
+    '--test',
+    `--test-concurrency=${concurrency}`,
+    '--test-reporter=spec',
+    '--test-reporter-destination=stdout',
+    '--test-reporter=tap',
+    `--test-reporter-destination=${tapFile}`,
+    ...files,
+  ],
   { stdio: 'inherit', cwd: root },
+);
+// One plain closing line with the totals, whatever the reporter printed above.
+let tap = '';
+try {
+  tap = readFileSync(tapFile, 'utf8');
+} catch {}
+rmSync(tapDir, { recursive: true, force: true });
+const count = (name) =>
+  Number(
+    /^# (\w+) (\d+)$/m.test(tap) ? (new RegExp(`^# ${name} (\\d+)$`, 'm').exec(tap)?.[1] ?? 0) : 0,
+  );
+const failed = count('fail') + count('cancelled');
+console.log(
+  `\n${count('pass')} passed, ${failed} failed${count('skipped') ? `, ${count('skipped')} skipped` : ''}`,
 );
 process.exit(result.status ?? 1);
