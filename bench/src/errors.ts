@@ -3,7 +3,7 @@
 export const BenchErrorCode = {
   /** Bad flag or value: exit 2. */
   usage: 'USAGE',
-  /** A program (psql, pgbench) is not on PATH, or hoop is not built. */
+  /** A program (psql, pgbench, pgbouncer, sshd) is not on PATH, or hoop is not built. */
   notFound: 'NOT_FOUND',
   /** A one-shot command exited non-zero. */
   commandFailed: 'COMMAND_FAILED',
@@ -13,6 +13,8 @@ export const BenchErrorCode = {
   serviceExited: 'SERVICE_EXITED',
   /** pgbench finished but its output had no `tps = …` line. */
   pgbenchOutput: 'PGBENCH_OUTPUT',
+  /** The soak saw sustained RSS or fd growth. */
+  soakGrowth: 'SOAK_GROWTH',
   /** Ctrl-C or SIGTERM. */
   aborted: 'ABORTED',
 } as const;

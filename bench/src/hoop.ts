@@ -1,15 +1,16 @@
 /**
- * The hoop path, built from the real CLI exactly as a user would run it:
+ * The hoop paths, built from the real CLI exactly as a user would run them:
  *
- *   pgbench ──► hoop connect (127.0.0.1:PORT) ══ws══► broker ◄══ws══ agent ──► PostgreSQL
+ *   pgbench ──► hoop connect (127.0.0.1:PORT) ══ws══► broker ◄══ws══ agent ──► target
  *
- * broker (embedded store in a temp dir, port 0) → admin token from its file → agent created and
- * started → connection created → `hoop connect --port 0`. Every process is a `Service`, so the
- * caller's `Services.stopAll()` ends them whatever happens here.
+ * `startHoop`: broker (embedded store in a temp dir, port 0) → admin token from its file → agent
+ * created and started. `addConnection`: a connection (with an optional policy document, set via
+ * `hoop admin connections policy set`) and its own `hoop connect --port 0`. Every process is a
+ * `Service`, so the caller's `Services.stopAll()` ends them whatever happens here.
  */
 
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BenchError, BenchErrorCode } from './errors.js';
 import type { PgServer } from './postgres.js';
@@ -17,22 +18,30 @@ import { type Env, jsonDocument, jsonLine, run, type Service, type Services } fr
 
 const READY_TIMEOUT_MS = 60_000;
 const COMMAND_TIMEOUT_MS = 30_000;
-const NAME = 'bench';
+const AGENT = 'bench';
 
-export interface HoopPath {
-  /** Local port of `hoop connect`. */
-  readonly port: number;
+export interface Hoop {
   readonly broker: Service;
   readonly agent: Service;
+  /** Environment of an admin CLI (broker URL and admin token). */
+  readonly adminEnv: Env;
+  readonly cli: string;
+  readonly tmpDir: string;
+  readonly signal: AbortSignal;
+  readonly services: Services;
+}
+
+export interface HoopConnection {
+  readonly name: string;
+  /** Local port of its `hoop connect`. */
+  readonly port: number;
   readonly connect: Service;
 }
 
-export interface HoopPathOptions {
+export interface HoopOptions {
   readonly repoRoot: string;
   /** Private scratch dir: broker data, HOME and the CLI config. */
   readonly tmpDir: string;
-  readonly target: PgServer;
-  readonly database: string;
   /** The bench's environment; HOOP_* variables in it are ignored. */
   readonly env: Env;
   readonly signal: AbortSignal;
@@ -48,15 +57,11 @@ interface StateEvent {
   state: string;
 }
 
-export async function startHoopPath(
-  services: Services,
-  options: HoopPathOptions,
-): Promise<HoopPath> {
+export async function startHoop(services: Services, options: HoopOptions): Promise<Hoop> {
   const cli = join(options.repoRoot, 'cli', 'bin', 'hoop.js');
   if (!existsSync(join(options.repoRoot, 'cli', 'dist', 'main.js'))) {
     throw new BenchError(BenchErrorCode.notFound, 'hoop is not built: run `npm run build` first');
   }
-  const hoop = (args: readonly string[]) => [cli, ...args];
   const { signal } = options;
   const baseEnv: Env = {
     ...withoutHoopVariables(options.env),
@@ -68,7 +73,8 @@ export async function startHoopPath(
   const broker = services.start(
     'broker',
     process.execPath,
-    hoop([
+    [
+      cli,
       'broker',
       'start',
       '--listen',
@@ -76,7 +82,7 @@ export async function startHoopPath(
       '--data-dir',
       join(options.tmpDir, 'broker'),
       '--json',
-    ]),
+    ],
     baseEnv,
   );
   const ready = await broker.waitFor<BrokerReady>(
@@ -92,12 +98,12 @@ export async function startHoopPath(
   const adminEnv: Env = { ...baseEnv, HOOP_BROKER_URL: ready.url, HOOP_TOKEN: adminToken };
 
   const created = await hoopJson<{ name: string; token: string }>(
-    process.execPath,
-    hoop(['admin', 'agents', 'create', NAME, '--json']),
+    cli,
+    ['admin', 'agents', 'create', AGENT, '--json'],
     adminEnv,
     signal,
   );
-  const agent = services.start('agent', process.execPath, hoop(['agent', 'start', '--json']), {
+  const agent = services.start('agent', process.execPath, [cli, 'agent', 'start', '--json'], {
     ...baseEnv,
     HOOP_BROKER_URL: ready.url,
     HOOP_AGENT_TOKEN: created.token,
@@ -108,23 +114,46 @@ export async function startHoopPath(
     READY_TIMEOUT_MS,
     signal,
   );
+  return { broker, agent, adminEnv, cli, tmpDir: options.tmpDir, signal, services };
+}
 
-  const { target } = options;
+/**
+ * Creates connection `name` to `target` (TLS off), applies `policy` (a YAML document) when given
+ * — otherwise the connection keeps the default policy (recording on) — and serves it with its
+ * own `hoop connect --port 0`.
+ */
+export async function addConnection(
+  hoop: Hoop,
+  name: string,
+  target: PgServer,
+  database: string,
+  policy?: string,
+): Promise<HoopConnection> {
+  const { cli, adminEnv, signal } = hoop;
   await hoopJson(
-    process.execPath,
-    hoop([
-      ...['admin', 'connections', 'create', NAME, '--agent', NAME, '--type', 'postgres'],
+    cli,
+    [
+      ...['admin', 'connections', 'create', name, '--agent', AGENT, '--type', 'postgres'],
       ...['--host', target.host, '--port', String(target.port), '--user', target.user],
-      ...['--database', options.database, '--tls', 'disable', '--json'],
-    ]),
+      ...['--database', database, '--tls', 'disable', '--json'],
+    ],
     adminEnv,
     signal,
   );
-
-  const connect = services.start(
-    'connect',
+  if (policy !== undefined) {
+    const file = join(hoop.tmpDir, `policy-${name}.yaml`);
+    await writeFile(file, policy);
+    await hoopJson(
+      cli,
+      ['admin', 'connections', 'policy', 'set', name, '--file', file, '--json'],
+      adminEnv,
+      signal,
+    );
+  }
+  const connect = hoop.services.start(
+    `connect ${name}`,
     process.execPath,
-    hoop(['connect', NAME, '--port', '0', '--json']),
+    [cli, 'connect', name, '--port', '0', '--json'],
     adminEnv,
   );
   const listening = await connect.waitFor<{ port: number }>(
@@ -133,17 +162,21 @@ export async function startHoopPath(
     READY_TIMEOUT_MS,
     signal,
   );
-  return { port: listening.port, broker, agent, connect };
+  return { name, port: listening.port, connect };
 }
 
 async function hoopJson<T>(
-  node: string,
+  cli: string,
   args: readonly string[],
   env: Env,
   signal: AbortSignal,
 ): Promise<T> {
-  const command = `hoop ${args.slice(1, 4).join(' ')}`;
-  const result = await run(node, args, { env, timeoutMs: COMMAND_TIMEOUT_MS, signal });
+  const command = `hoop ${args.slice(0, 4).join(' ')}`;
+  const result = await run(process.execPath, [cli, ...args], {
+    env,
+    timeoutMs: COMMAND_TIMEOUT_MS,
+    signal,
+  });
   if (result.code !== 0) {
     throw new BenchError(
       BenchErrorCode.commandFailed,

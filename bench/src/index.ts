@@ -1,8 +1,11 @@
 /**
- * `npm run bench`: pgbench -S against the local PostgreSQL, directly and through `hoop connect`
- * (real broker, agent and connect processes), alternating the two paths round by round. Prints
- * a markdown table of median TPS per path and the ratio hoop/direct, the RSS of the hoop
- * processes, and writes bench/results/latest.json. Skips (exit 0) when PostgreSQL is not there.
+ * `npm run bench`: the local PostgreSQL measured side by side through five paths — direct,
+ * pgbouncer (session mode), ssh -L through our own sshd, hoop without policy (raw relay) and
+ * hoop with guardrails + masking + recording — alternating paths within every round:
+ * pgbench -S (simple/prepared, several client counts, p50/p99 from -l logs), connection setup
+ * (-C), COPY out; then hoop alone: idle sessions at scale and a soak that fails on growth.
+ * Prints markdown and ratio lines, writes bench/results/latest.json. Skips (exit 0) when
+ * PostgreSQL is not there; skips a path, with the reason, when its tools cannot be installed.
  *
  * Everything it starts — processes, the hoop_bench database, a temp dir — is removed at the end,
  * also on failure and on Ctrl-C (a second Ctrl-C kills the services at once).
@@ -12,24 +15,33 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, platform, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runCopyCase } from './copy.js';
 import { BenchError, BenchErrorCode } from './errors.js';
-import { startHoopPath } from './hoop.js';
+import { addConnection, startHoop } from './hoop.js';
+import { runConnectMatrix, runSelectMatrix } from './matrix.js';
 import { type BenchOptions, parseOptions, USAGE } from './options.js';
-import { type Endpoint, type PgbenchSummary, runPgbench } from './pgbench.js';
-import { createBenchDatabase, dropDatabase, type PgServer, probe } from './postgres.js';
-import { type Env, Services } from './processes.js';
+import type { Endpoint } from './pgbench.js';
+import { startPgbouncer } from './pgbouncer.js';
+import { ALL_POLICIES, NO_POLICY } from './policies.js';
+import { answers, createBenchDatabase, dropDatabase, type PgServer, probe } from './postgres.js';
+import { type Env, pollUntil, Services } from './processes.js';
 import {
   type BenchResults,
-  formatTps,
-  HOOP_PROCESSES,
-  type HoopProcess,
-  PATHS,
+  type ConnectCell,
+  type CopyCell,
+  checkTargets,
+  collectRatios,
   type PathName,
-  pathResult,
-  ratio,
+  type PgbenchCell,
   renderReport,
+  type ScaleResult,
+  type SoakResult,
   writeResults,
 } from './report.js';
+import { runScaleCase } from './scale.js';
+import { runSoak } from './soak.js';
+import { startSshTunnel } from './ssh.js';
+import { ensureTools } from './tools.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
@@ -52,12 +64,13 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
   }
 
   const abort = new AbortController();
+  const { signal } = abort;
   const services = new Services({ forwardStderr: options.verbose });
   let interrupts = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
+  const onSignal = (name: NodeJS.Signals) => {
     interrupts += 1;
     if (interrupts === 1) {
-      log(`\nbench: ${signal}, stopping and cleaning up (again to kill at once)…`);
+      log(`\nbench: ${name}, stopping and cleaning up (again to kill at once)…`);
       abort.abort();
     } else {
       services.killAllSync();
@@ -69,12 +82,12 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('exit', killOnExit);
 
-  // Both paths without TLS: the hoop listener speaks plain TCP on loopback, so must direct.
+  // Every path without TLS: hoop connect speaks plain TCP on loopback, so must the others.
   const pgEnv: Env = { ...env, PGSSLMODE: 'disable' };
-  let tmpDir: string | undefined;
+  const cleanups: (() => Promise<void>)[] = [];
   let databaseTouched = false;
   try {
-    const found = await probe(TARGET, pgEnv, abort.signal);
+    const found = await probe(TARGET, pgEnv, signal);
     if (!found.ok) {
       process.stdout.write(
         `bench skipped: ${found.reason}\nIt needs psql and pgbench on PATH and PostgreSQL on ${TARGET.host}:${TARGET.port} accepting user ${TARGET.user} without a password (trust).\n`,
@@ -88,80 +101,196 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
       platform: `${platform()} ${release()}`,
       totalMemMiB: Math.round(totalmem() / 2 ** 20),
     };
+    const wants = (c: BenchOptions['only'][number]) => options.only.includes(c);
+    const comparing = wants('pgbench') || wants('copy');
     process.stdout.write(
-      `# hoop bench: pgbench -S, direct vs through hoop connect\n\n` +
-        `Select-only pgbench (${options.clients} clients, ${options.threads} threads, scale ${options.scale}), ` +
-        `${options.durationS} s per run, ${options.rounds} runs per path, alternating direct/hoop.\n` +
-        `Machine: ${machine.cpus} CPUs (${machine.cpuModel}), node ${machine.node}, PostgreSQL ${found.version} at ${TARGET.host}:${TARGET.port}.\n` +
-        `Everything shares these CPUs: pgbench, PostgreSQL and the three hoop processes.\n\n`,
+      `# hoop bench${options.quick ? ' (--quick)' : ''}: ${options.only.join(', ')}\n\n` +
+        `Machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.totalMemMiB} MiB, node ${machine.node}, ${machine.platform}.\n` +
+        `PostgreSQL ${found.version} at ${TARGET.host}:${TARGET.port}, database ${DATABASE} (pgbench scale ${options.scale}); no TLS on any path.\n` +
+        `pgbench: ${options.durationS} s per run, ${options.rounds} rounds, paths alternating within each round; clients ${options.clients.join('/')}.\n` +
+        'Everything shares these CPUs: clients, PostgreSQL, pgbouncer/sshd/ssh and the hoop processes.\n\n',
     );
 
-    log(`bench: creating database ${DATABASE} (pgbench -i -s ${options.scale})…`);
-    databaseTouched = true;
-    await createBenchDatabase(TARGET, DATABASE, options.scale, pgEnv, abort.signal);
-
-    log('bench: starting hoop (broker, agent, connect)…');
-    tmpDir = await mkdtemp(join(tmpdir(), 'hoop-bench-'));
-    const hoop = await startHoopPath(services, {
-      repoRoot: REPO_ROOT,
-      tmpDir,
-      target: TARGET,
-      database: DATABASE,
-      env,
-      signal: abort.signal,
-    });
-    const endpoints: Record<PathName, Endpoint> = {
-      direct: { ...TARGET, database: DATABASE },
-      hoop: { host: '127.0.0.1', port: hoop.port, user: TARGET.user, database: DATABASE },
-    };
-
-    const runs: Record<PathName, PgbenchSummary[]> = { direct: [], hoop: [] };
-    const rssKiB: Record<HoopProcess, (number | null)[]> = { broker: [], agent: [], connect: [] };
-    for (let round = 1; round <= options.rounds; round++) {
-      for (const path of PATHS) {
-        const summary = await runPgbench({
-          endpoint: endpoints[path],
-          clients: options.clients,
-          threads: options.threads,
-          durationS: options.durationS,
-          env: pgEnv,
-          signal: abort.signal,
-        });
-        runs[path].push(summary);
-        let rss = '';
-        if (path === 'hoop') {
-          for (const name of HOOP_PROCESSES) rssKiB[name].push((await hoop[name].rssKiB()) ?? null);
-          rss = `  (RSS MiB: ${HOOP_PROCESSES.map((n) => `${n} ${mib(rssKiB[n].at(-1))}`).join(', ')})`;
-        }
-        log(
-          `bench: round ${round}/${options.rounds} ${path.padEnd(6)} ${formatTps(summary.tps).padStart(8)} tps${rss}`,
-        );
-      }
+    const tmpDir = await mkdtemp(join(tmpdir(), 'hoop-bench-'));
+    cleanups.push(() => rm(tmpDir, { recursive: true, force: true }));
+    if (comparing || wants('soak')) {
+      log(`bench: creating database ${DATABASE} (pgbench -i -s ${options.scale})…`);
+      databaseTouched = true;
+      await createBenchDatabase(TARGET, DATABASE, options.scale, pgEnv, signal);
     }
 
-    const paths = { direct: pathResult(runs.direct), hoop: pathResult(runs.hoop) };
+    const skipped: { what: string; reason: string }[] = [
+      {
+        what: 'SSH through hoop',
+        reason: 'hoop has no SSH engine yet (ssh -L is measured as a baseline path)',
+      },
+    ];
+    const endpoints = new Map<PathName, Endpoint>([['direct', { ...TARGET, database: DATABASE }]]);
+    const local = (port: number): Endpoint => ({
+      host: '127.0.0.1',
+      port,
+      user: TARGET.user,
+      database: DATABASE,
+    });
+    const optional = async (what: string, start: () => Promise<void>) => {
+      try {
+        await start();
+      } catch (err) {
+        if (signal.aborted) throw err;
+        skipped.push({
+          what,
+          reason: err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err),
+        });
+        log(`bench: skipping ${what}: ${String((err as Error).message ?? err).split('\n')[0]}`);
+      }
+    };
+
+    if (comparing) {
+      await optional('pgbouncer path', async () => {
+        const tools = await ensureTools(
+          [{ binary: 'pgbouncer', aptPackage: 'pgbouncer' }],
+          pgEnv,
+          signal,
+          log,
+        );
+        if (!tools.ok) throw new Error(tools.reason);
+        const binary = tools.paths['pgbouncer'] as string;
+        endpoints.set(
+          'pgbouncer',
+          local(
+            await startPgbouncer(services, {
+              binary,
+              tmpDir,
+              target: TARGET,
+              database: DATABASE,
+              env: pgEnv,
+              signal,
+            }),
+          ),
+        );
+      });
+      await optional('ssh -L path', async () => {
+        const tools = await ensureTools(
+          [
+            { binary: 'sshd', aptPackage: 'openssh-server' },
+            { binary: 'ssh', aptPackage: 'openssh-client' },
+            { binary: 'ssh-keygen', aptPackage: 'openssh-client' },
+          ],
+          pgEnv,
+          signal,
+          log,
+        );
+        if (!tools.ok) throw new Error(tools.reason);
+        const paths = {
+          sshd: tools.paths['sshd'] as string,
+          ssh: tools.paths['ssh'] as string,
+          'ssh-keygen': tools.paths['ssh-keygen'] as string,
+        };
+        const tunnel = await startSshTunnel(services, {
+          paths,
+          tmpDir,
+          target: TARGET,
+          database: DATABASE,
+          env: pgEnv,
+          signal,
+        });
+        cleanups.push(tunnel.cleanup);
+        endpoints.set('ssh', local(tunnel.port));
+      });
+    }
+
+    log('bench: starting hoop (broker, agent, one hoop connect per connection)…');
+    const hoop = await startHoop(services, { repoRoot: REPO_ROOT, tmpDir, env, signal });
+    let policed: Awaited<ReturnType<typeof addConnection>> | undefined;
+    if (comparing) {
+      const raw = await addConnection(hoop, 'bench-raw', TARGET, DATABASE, NO_POLICY);
+      endpoints.set('hoop', local(raw.port));
+    }
+    if (comparing || wants('soak')) {
+      policed = await addConnection(hoop, 'bench-policy', TARGET, DATABASE, ALL_POLICIES);
+      endpoints.set('hoop-policy', local(policed.port));
+    }
+    for (const [path, endpoint] of endpoints) {
+      await pollUntil(
+        `an answer to select 1 through ${path}`,
+        () => answers(endpoint, DATABASE, pgEnv, signal),
+        [],
+        15_000,
+        signal,
+      );
+    }
+    log(`bench: paths ready: ${[...endpoints.keys()].join(', ')}`);
+
+    const matrix = {
+      endpoints: comparing ? endpoints : new Map<PathName, Endpoint>(),
+      clients: options.clients,
+      rounds: options.rounds,
+      durationS: options.durationS,
+      cpus: machine.cpus,
+      logDir: join(tmpDir, 'pgbench-logs'),
+      env: pgEnv,
+      signal,
+      log,
+    };
+    let pgbench: PgbenchCell[] = [];
+    let connect: ConnectCell[] = [];
+    let copy: CopyCell[] = [];
+    let scale: ScaleResult | null = null;
+    let soak: SoakResult | null = null;
+    if (wants('pgbench')) {
+      pgbench = await runSelectMatrix(matrix);
+      connect = await runConnectMatrix(matrix);
+    }
+    if (wants('copy')) {
+      copy = await runCopyCase({
+        endpoints,
+        megabytes: options.copyMB,
+        rounds: options.rounds,
+        env: pgEnv,
+        signal,
+        log,
+      });
+    }
+    if (wants('scale')) {
+      scale = await runScaleCase(hoop, { sessions: options.sessions, user: TARGET.user, log });
+    }
+    if (wants('soak') && policed !== undefined) {
+      soak = await runSoak({
+        endpoint: local(policed.port),
+        pids: { broker: hoop.broker.pid, agent: hoop.agent.pid, connect: policed.connect.pid },
+        seconds: options.soakS,
+        cpus: machine.cpus,
+        env: pgEnv,
+        signal,
+        log,
+      });
+    }
+
+    const measured = { pgbench, connect, copy, scale };
     const results: BenchResults = {
       date: new Date().toISOString(),
-      workload: {
-        command: `pgbench -n -S -c ${options.clients} -j ${options.threads} -T ${options.durationS}`,
-        durationS: options.durationS,
-        rounds: options.rounds,
-        clients: options.clients,
-        threads: options.threads,
-        scale: options.scale,
-      },
       machine,
       postgres: { version: found.version, address: `${TARGET.host}:${TARGET.port}` },
-      paths,
-      ratios: { hoop: ratio(paths.hoop.median, paths.direct.median) },
-      rssKiB,
+      settings: { ...options, help: undefined, verbose: undefined, database: DATABASE },
+      paths: [...endpoints.keys()],
+      skipped,
+      ...measured,
+      soak,
+      ratios: collectRatios(measured),
+      targets: checkTargets(measured),
     };
     process.stdout.write(`${renderReport(results)}\n`);
     const file = await writeResults(RESULTS_DIR, results);
     log(`\nbench: wrote ${file}`);
+    if (soak !== null && soak.failures.length > 0) {
+      log(
+        `bench failed [${BenchErrorCode.soakGrowth}]: sustained growth during the soak:\n  ${soak.failures.join('\n  ')}`,
+      );
+      return 1;
+    }
     return 0;
   } catch (err) {
-    if (abort.signal.aborted) {
+    if (signal.aborted) {
       log('bench: interrupted');
       return 130;
     }
@@ -175,15 +304,13 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
         log(`bench: could not drop database ${DATABASE}: ${err.message}`),
       );
     }
-    if (tmpDir !== undefined) await rm(tmpDir, { recursive: true, force: true });
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((err: Error) => log(`bench: cleanup: ${err.message}`));
+    }
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('exit', killOnExit);
   }
-}
-
-function mib(kib: number | null | undefined): string {
-  return kib === null || kib === undefined ? 'n/a' : (kib / 1024).toFixed(0);
 }
 
 main(process.argv.slice(2), process.env).then(

@@ -37,6 +37,7 @@ describe('parsePgbenchOutput', () => {
       tps: 26205.104778,
       latencyMs: 0.305,
       transactions: 52086,
+      connectionMs: undefined,
     });
   });
 
@@ -62,7 +63,20 @@ describe('parsePgbenchOutput', () => {
       tps: 12,
       latencyMs: undefined,
       transactions: undefined,
+      connectionMs: undefined,
     });
+  });
+
+  it('reads tps and the average connection time of a -C run', () => {
+    const output = PGBENCH_15.replace(
+      'initial connection time = 21.466 ms',
+      'average connection time = 6.639 ms',
+    ).replace(
+      'tps = 26205.104778 (without initial connection time)',
+      'tps = 103.422692 (including reconnection times)',
+    );
+    assert.equal(parsePgbenchOutput(output)?.connectionMs, 6.639);
+    assert.equal(parsePgbenchOutput(output)?.tps, 103.422692);
   });
 });
 
@@ -75,7 +89,28 @@ describe('pgbenchArgs', () => {
         threads: 2,
         durationS: 20,
       }),
-      '-n -S -c 8 -j 2 -T 20 -h 127.0.0.1 -p 6543 -U postgres hoop_bench'.split(' '),
+      '-n -S -M simple -c 8 -j 2 -T 20 -h 127.0.0.1 -p 6543 -U postgres hoop_bench'.split(' '),
     );
+  });
+
+  it('adds -M, -C and the per-transaction log', () => {
+    const args = pgbenchArgs({
+      endpoint: { host: 'h', port: 1, user: 'u', database: 'd' },
+      clients: 1,
+      threads: 1,
+      durationS: 2,
+      mode: 'prepared',
+      connectEach: true,
+      logPrefix: '/tmp/x/run',
+    });
+    assert.deepEqual(args.slice(0, 7), [
+      '-n',
+      '-S',
+      '-M',
+      'prepared',
+      '-C',
+      '-l',
+      '--log-prefix=/tmp/x/run',
+    ]);
   });
 });

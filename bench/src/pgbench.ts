@@ -20,24 +20,37 @@ export interface PgbenchSummary {
   readonly latencyMs: number | undefined;
   /** "number of transactions actually processed", when printed. */
   readonly transactions: number | undefined;
+  /** "average connection time" (printed with `-C`), in ms. */
+  readonly connectionMs: number | undefined;
 }
+
+export const QUERY_MODES = ['simple', 'prepared'] as const;
+export type QueryMode = (typeof QUERY_MODES)[number];
 
 export interface PgbenchRun {
   readonly endpoint: Endpoint;
   readonly clients: number;
   readonly threads: number;
   readonly durationS: number;
+  /** pgbench -M (default simple). */
+  readonly mode?: QueryMode;
+  /** pgbench -C: a new connection per transaction. */
+  readonly connectEach?: boolean;
+  /** pgbench -l --log-prefix: where the per-transaction logs go. */
+  readonly logPrefix?: string;
   readonly env: Env;
   readonly signal?: AbortSignal;
 }
 
 /**
- * pgbench ≥ 14 prints `tps = N (without initial connection time)`; older versions print
+ * pgbench ≥ 14 prints `tps = N (without initial connection time)`, or with `-C`
+ * `tps = N (including reconnection times)`; older versions print
  * `tps = N (excluding connections establishing)` next to an "including" line, which we skip.
  */
 const TPS =
-  /^tps = (\d+(?:\.\d+)?) \((?:without initial connection time|excluding connections establishing)\)\s*$/m;
+  /^tps = (\d+(?:\.\d+)?) \((?:without initial connection time|including reconnection times|excluding connections establishing)\)\s*$/m;
 const LATENCY = /^latency average = (\d+(?:\.\d+)?) ms\s*$/m;
+const CONNECTION = /^average connection time = (\d+(?:\.\d+)?) ms\s*$/m;
 const TRANSACTIONS = /^number of transactions actually processed: (\d+)(?:\/\d+)?\s*$/m;
 
 /** Reads pgbench's summary; undefined when there is no TPS line. */
@@ -46,10 +59,12 @@ export function parsePgbenchOutput(output: string): PgbenchSummary | undefined {
   if (tps === undefined) return undefined;
   const latency = LATENCY.exec(output)?.[1];
   const transactions = TRANSACTIONS.exec(output)?.[1];
+  const connection = CONNECTION.exec(output)?.[1];
   return {
     tps: Number(tps),
     latencyMs: latency === undefined ? undefined : Number(latency),
     transactions: transactions === undefined ? undefined : Number(transactions),
+    connectionMs: connection === undefined ? undefined : Number(connection),
   };
 }
 
@@ -59,6 +74,10 @@ export function pgbenchArgs(run: Omit<PgbenchRun, 'env' | 'signal'>): string[] {
   return [
     '-n',
     '-S',
+    '-M',
+    run.mode ?? 'simple',
+    ...(run.connectEach === true ? ['-C'] : []),
+    ...(run.logPrefix === undefined ? [] : ['-l', `--log-prefix=${run.logPrefix}`]),
     '-c',
     String(run.clients),
     '-j',

@@ -81,7 +81,21 @@ export async function dropDatabase(server: PgServer, database: string, env: Env)
   );
 }
 
-function psql(
+/** True when `select 1` works through `server` (any path: direct, pgbouncer, ssh -L, hoop). */
+export async function answers(
+  server: PgServer,
+  database: string,
+  env: Env,
+  signal: AbortSignal,
+): Promise<boolean> {
+  const result = await psql(server, database, ['-c', 'select 1'], env, {
+    timeoutMs: PROBE_TIMEOUT_MS,
+    signal,
+  });
+  return result.code === 0 && result.stdout.trim() === '1';
+}
+
+export function psql(
   server: PgServer,
   database: string,
   args: readonly string[],

@@ -187,6 +187,14 @@ export class Service {
     });
   }
 
+  /** The error to throw when this service exited while something waited on it. */
+  exitedError(what: string): BenchError {
+    return new BenchError(
+      BenchErrorCode.serviceExited,
+      `${this.name} exited (${this.#exitDescription}) before ${what}${this.#diagnostics()}`,
+    );
+  }
+
   /** Resident set size from /proc (Linux), in KiB; undefined once exited or elsewhere. */
   async rssKiB(): Promise<number | undefined> {
     if (this.#state === 'exited') return undefined;
@@ -313,4 +321,28 @@ function prefixLines(prefix: string, chunk: string): string {
 
 function seconds(ms: number): string {
   return `${ms / 1000} s`;
+}
+
+/**
+ * Polls `ready` (every 200 ms) until it returns true; fails early when one of `services` exits,
+ * on timeout, or on abort. For programs that announce nothing on stdout (sshd, ssh -L, pgbouncer).
+ */
+export async function pollUntil(
+  what: string,
+  ready: () => Promise<boolean>,
+  services: readonly Service[],
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (signal.aborted) throw abortError(what);
+    const gone = services.find((s) => s.state === 'exited');
+    if (gone !== undefined) throw gone.exitedError(what);
+    if (await ready()) return;
+    if (Date.now() > deadline) {
+      throw new BenchError(BenchErrorCode.timeout, `no ${what} within ${seconds(timeoutMs)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { jsonDocument, jsonLine } from './processes.js';
-import { type BenchResults, median, pathResult, renderReport } from './report.js';
+import {
+  type BenchResults,
+  checkTargets,
+  collectRatios,
+  median,
+  type PgbenchCell,
+  renderReport,
+} from './report.js';
 
 describe('median', () => {
   it('takes the middle value, or the mean of the two middle ones', () => {
@@ -11,33 +18,121 @@ describe('median', () => {
   });
 });
 
+const cell = (path: PgbenchCell['path'], tps: number, r: number | null): PgbenchCell => ({
+  mode: 'simple',
+  clients: 8,
+  path,
+  tps: [tps, tps],
+  medianTps: tps,
+  p50Ms: 0.25,
+  p99Ms: 1.5,
+  ratio: r,
+});
+
+const measured = {
+  pgbench: [cell('direct', 20000, 1), cell('hoop', 9000, 0.45), cell('hoop-policy', 8400, 0.42)],
+  connect: [
+    {
+      path: 'direct' as const,
+      tps: [500],
+      medianTps: 500,
+      connectionMs: 1.5,
+      overDirectMs: 0,
+      ratio: 1,
+    },
+    {
+      path: 'hoop' as const,
+      tps: [200],
+      medianTps: 200,
+      connectionMs: 4.5,
+      overDirectMs: 3,
+      ratio: 0.4,
+    },
+  ],
+  copy: [
+    { path: 'direct' as const, seconds: [1], bytes: 100e6, mbPerS: 100, ratio: 1 },
+    { path: 'hoop' as const, seconds: [1.25], bytes: 100e6, mbPerS: 80, ratio: 0.8 },
+  ],
+  scale: {
+    sessions: 1000,
+    opened: 1000,
+    openSeconds: 3,
+    target: 'fake',
+    processes: {
+      broker: { before: { rssKiB: 102400, fds: 30 }, idle: { rssKiB: 133120, fds: 1030 } },
+    },
+  },
+};
+
+describe('collectRatios and checkTargets', () => {
+  it('keys every ratio but direct', () => {
+    assert.deepEqual(collectRatios(measured), {
+      'pgbench.simple.c8.hoop': 0.45,
+      'pgbench.simple.c8.hoop-policy': 0.42,
+      'connect.hoop': 0.4,
+      'copy.hoop': 0.8,
+    });
+  });
+
+  it('checks the issue targets, n/a when not measured', () => {
+    const byName = Object.fromEntries(checkTargets(measured).map((t) => [t.name, t]));
+    assert.equal(byName['pgbench -S -c 8 (simple), hoop no policy']?.met, false);
+    assert.equal(byName['pgbench -S -c 8 (simple), hoop all policies']?.met, true);
+    assert.equal(byName['COPY out, hoop no policy']?.met, true);
+    assert.equal(byName['connection setup, hoop, no policy']?.met, true);
+    assert.equal(byName['connection setup, hoop, all policies']?.met, null);
+    assert.equal(byName['1000 idle sessions, broker RSS']?.actual, '136 MB');
+    assert.equal(byName['1000 idle sessions, broker RSS']?.met, true);
+  });
+});
+
 describe('renderReport', () => {
   const results: BenchResults = {
     date: '2025-01-01T00:00:00.000Z',
-    workload: { command: 'pgbench', durationS: 10, rounds: 2, clients: 8, threads: 2, scale: 10 },
     machine: { cpus: 2, cpuModel: 'cpu', node: 'v20', platform: 'linux', totalMemMiB: 1024 },
     postgres: { version: '15', address: '127.0.0.1:5432' },
-    paths: {
-      direct: pathResult([
-        { tps: 20000, latencyMs: 0.4 },
-        { tps: 22000, latencyMs: 0.36 },
-      ]),
-      hoop: pathResult([
-        { tps: 8000, latencyMs: 1 },
-        { tps: 8800, latencyMs: undefined },
-      ]),
+    settings: {},
+    paths: ['direct', 'hoop', 'hoop-policy'],
+    skipped: [{ what: 'ssh -L path', reason: 'no sshd' }],
+    ...measured,
+    soak: {
+      seconds: 60,
+      workload: 'pgbench -C',
+      transactions: 1000,
+      processes: {
+        agent: {
+          rssKiB: [],
+          fds: [],
+          rssGrowth: { first: 51200, last: 102400, growth: 51200, ratio: 1, sustained: true },
+          fdsGrowth: { first: 20, last: 21, growth: 1, ratio: 0.05, sustained: false },
+        },
+      },
+      failures: ['agent RSS grew'],
     },
-    ratios: { hoop: 0.4 },
-    rssKiB: { broker: [102400, 104448], agent: [81920, null], connect: [61440, 61440] },
+    ratios: collectRatios(measured),
+    targets: checkTargets(measured),
   };
 
-  it('prints medians, runs, ratios and RSS as markdown', () => {
+  it('prints tables, ratio lines, targets and what was skipped', () => {
     const text = renderReport(results);
-    assert.match(text, /^\| direct \| 21,000 \| 20,000 · 22,000 \| 0\.380 ms \| 1\.00× \|$/m);
-    assert.match(text, /^\| hoop \| 8,400 \| 8,000 · 8,800 \| 1\.000 ms \| 0\.40× \|$/m);
-    assert.match(text, /^hoop\/direct: 0\.40×$/m);
-    assert.match(text, /^\| broker \| 100\.0 MiB \| 102\.0 MiB \|$/m);
-    assert.match(text, /^\| agent \| 80\.0 MiB \| n\/a \|$/m);
+    assert.match(
+      text,
+      /^\| simple \| 8 \| hoop, no policy \| 9,000 \| 9,000 · 9,000 \| 0\.250 ms \| 1\.500 ms \| 0\.45× \|$/m,
+    );
+    assert.match(text, /^\| hoop, no policy \| 200 \| 4\.50 ms \| \+3\.00 ms \| 0\.40× \|$/m);
+    assert.match(text, /^\| hoop, no policy \| 80\.0 \| 1\.25 \| 0\.80× \|$/m);
+    assert.match(
+      text,
+      /^\| broker \| 100\.0 MiB \| 130\.0 MiB \| 30\.7 KiB \| 30 \| 1030 \| n\/a \/ n\/a \|$/m,
+    );
+    assert.match(text, /^\| agent \| 50\.0 MiB → 100\.0 MiB \| 20 → 21 \| \*\*growing\*\* \|$/m);
+    assert.match(text, /^soak: FAILED$/m);
+    assert.match(text, /^pgbench\.simple\.c8\.hoop: 0\.45×$/m);
+    assert.match(
+      text,
+      /^- ✗ pgbench -S -c 8 \(simple\), hoop no policy: 0\.45× \(want ≥ 0\.50× direct\)$/m,
+    );
+    assert.match(text, /^- ssh -L path: no sshd$/m);
   });
 });
 

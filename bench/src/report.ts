@@ -1,32 +1,91 @@
-/** The bench's results: median per path, ratios, a markdown report and `latest.json`. */
+/** The bench's results: typed shape of `latest.json`, ratios against direct, targets, markdown. */
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Growth } from './growth.js';
+import type { ProcSample } from './sampling.js';
 
-export const PATHS = ['direct', 'hoop'] as const;
+export const PATHS = ['direct', 'pgbouncer', 'ssh', 'hoop', 'hoop-policy'] as const;
 export type PathName = (typeof PATHS)[number];
 
-export const HOOP_PROCESSES = ['broker', 'agent', 'connect'] as const;
-export type HoopProcess = (typeof HOOP_PROCESSES)[number];
+export const PATH_LABELS: Record<PathName, string> = {
+  direct: 'direct',
+  pgbouncer: 'pgbouncer (session)',
+  ssh: 'ssh -L',
+  hoop: 'hoop, no policy',
+  'hoop-policy': 'hoop, all policies',
+};
 
-export interface PathResult {
+export interface PgbenchCell {
+  readonly mode: string;
+  readonly clients: number;
+  readonly path: PathName;
   /** TPS of each run, in run order. */
   readonly tps: number[];
-  readonly median: number;
-  /** pgbench's average latency of each run (ms); null when not printed. */
-  readonly latencyMs: (number | null)[];
+  readonly medianTps: number;
+  /** Percentiles over every transaction of every run (pgbench -l), ms. */
+  readonly p50Ms: number | null;
+  readonly p99Ms: number | null;
+  readonly ratio: number | null;
+}
+
+export interface ConnectCell {
+  readonly path: PathName;
+  readonly tps: number[];
+  readonly medianTps: number;
+  /** Median of pgbench's "average connection time", ms. */
+  readonly connectionMs: number | null;
+  readonly overDirectMs: number | null;
+  readonly ratio: number | null;
+}
+
+export interface CopyCell {
+  readonly path: PathName;
+  readonly seconds: number[];
+  /** Bytes psql wrote (first run); masking may change it slightly per path. */
+  readonly bytes: number;
+  readonly mbPerS: number;
+  readonly ratio: number | null;
+}
+
+export interface ScaleResult {
+  readonly sessions: number;
+  readonly opened: number;
+  readonly openSeconds: number;
+  readonly target: string;
+  /** Per process: before opening, with every session idle, and after closing them. */
+  readonly processes: Record<
+    string,
+    { before?: ProcSample; idle?: ProcSample; after?: ProcSample }
+  >;
+}
+
+export interface SoakSeries {
+  readonly rssKiB: number[];
+  readonly fds: number[];
+  readonly rssGrowth: Growth | null;
+  readonly fdsGrowth: Growth | null;
+}
+
+export interface SoakResult {
+  readonly seconds: number;
+  readonly workload: string;
+  readonly transactions: number | null;
+  readonly processes: Record<string, SoakSeries>;
+  /** One line per sustained growth; empty when the soak passed. */
+  readonly failures: string[];
+}
+
+export interface TargetCheck {
+  readonly name: string;
+  readonly want: string;
+  readonly actual: string;
+  /** null when not measured in this run. */
+  readonly met: boolean | null;
 }
 
 export interface BenchResults {
   readonly date: string;
-  readonly workload: {
-    readonly command: string;
-    readonly durationS: number;
-    readonly rounds: number;
-    readonly clients: number;
-    readonly threads: number;
-    readonly scale: number;
-  };
   readonly machine: {
     readonly cpus: number;
     readonly cpuModel: string;
@@ -35,11 +94,18 @@ export interface BenchResults {
     readonly totalMemMiB: number;
   };
   readonly postgres: { readonly version: string; readonly address: string };
-  readonly paths: Record<PathName, PathResult>;
-  /** Median TPS of each path divided by the direct path's. */
-  readonly ratios: { readonly hoop: number };
-  /** RSS of each hoop process after each hoop run (KiB); null when unavailable. */
-  readonly rssKiB: Record<HoopProcess, (number | null)[]>;
+  readonly settings: Record<string, unknown>;
+  /** Paths that ran; the others are in `skipped`. */
+  readonly paths: PathName[];
+  readonly skipped: { what: string; reason: string }[];
+  readonly pgbench: PgbenchCell[];
+  readonly connect: ConnectCell[];
+  readonly copy: CopyCell[];
+  readonly scale: ScaleResult | null;
+  readonly soak: SoakResult | null;
+  /** Flat map, e.g. "pgbench.simple.c8.hoop": 0.42 — each path's median over direct's. */
+  readonly ratios: Record<string, number>;
+  readonly targets: TargetCheck[];
 }
 
 export function median(values: readonly number[]): number {
@@ -51,56 +117,192 @@ export function median(values: readonly number[]): number {
     : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
-export function pathResult(runs: readonly { tps: number; latencyMs: number | undefined }[]) {
-  const tps = runs.map((r) => r.tps);
-  return { tps, median: median(tps), latencyMs: runs.map((r) => r.latencyMs ?? null) };
+export function ratio(value: number, base: number): number | null {
+  return base > 0 && Number.isFinite(value) ? value / base : null;
 }
 
-export function ratio(value: number, base: number): number {
-  return base > 0 ? value / base : Number.NaN;
-}
-
-export function formatRatio(value: number): string {
-  return Number.isFinite(value) ? `${value.toFixed(2)}×` : 'n/a';
+export function formatRatio(value: number | null | undefined): string {
+  return value === null || value === undefined || !Number.isFinite(value)
+    ? 'n/a'
+    : `${value.toFixed(2)}×`;
 }
 
 export function formatTps(value: number): string {
-  return Math.round(value).toLocaleString('en-US');
+  return Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : 'n/a';
+}
+
+function ms(value: number | null | undefined, digits = 2): string {
+  return value === null || value === undefined ? 'n/a' : `${value.toFixed(digits)} ms`;
+}
+
+function mib(kib: number | undefined): string {
+  return kib === undefined ? 'n/a' : `${(kib / 1024).toFixed(1)} MiB`;
+}
+
+/** Every ratio against direct, keyed for machines. */
+export function collectRatios(
+  r: Pick<BenchResults, 'pgbench' | 'connect' | 'copy'>,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const c of r.pgbench)
+    if (c.path !== 'direct' && c.ratio !== null)
+      out[`pgbench.${c.mode}.c${c.clients}.${c.path}`] = c.ratio;
+  for (const c of r.connect)
+    if (c.path !== 'direct' && c.ratio !== null) out[`connect.${c.path}`] = c.ratio;
+  for (const c of r.copy)
+    if (c.path !== 'direct' && c.ratio !== null) out[`copy.${c.path}`] = c.ratio;
+  return out;
+}
+
+/** The issue's targets, checked against what this run measured. */
+export function checkTargets(
+  r: Pick<BenchResults, 'pgbench' | 'connect' | 'copy' | 'scale'>,
+): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const atLeast = (name: string, value: number | null | undefined, min: number) =>
+    checks.push({
+      name,
+      want: `≥ ${min.toFixed(2)}× direct`,
+      actual: formatRatio(value),
+      met: value === null || value === undefined ? null : value >= min,
+    });
+  const c8 = (path: PathName) =>
+    r.pgbench.find((c) => c.mode === 'simple' && c.clients === 8 && c.path === path)?.ratio;
+  atLeast('pgbench -S -c 8 (simple), hoop no policy', c8('hoop'), 0.5);
+  atLeast('pgbench -S -c 8 (simple), hoop all policies', c8('hoop-policy'), 0.4);
+  atLeast('COPY out, hoop no policy', r.copy.find((c) => c.path === 'hoop')?.ratio, 0.8);
+  for (const path of ['hoop', 'hoop-policy'] as const) {
+    const over = r.connect.find((c) => c.path === path)?.overDirectMs;
+    checks.push({
+      name: `connection setup, ${PATH_LABELS[path]}`,
+      want: '≤ 5 ms over direct',
+      actual: over === null || over === undefined ? 'n/a' : `+${over.toFixed(2)} ms`,
+      met: over === null || over === undefined ? null : over <= 5,
+    });
+  }
+  const broker = r.scale?.processes['broker']?.idle?.rssKiB;
+  checks.push({
+    name: `${r.scale?.opened ?? 1000} idle sessions, broker RSS`,
+    want: '≤ 150 MB (1,000 sessions)',
+    actual: broker === undefined ? 'n/a' : `${((broker * 1024) / 1e6).toFixed(0)} MB`,
+    met:
+      broker === undefined || (r.scale?.opened ?? 0) < 1000 ? null : (broker * 1024) / 1e6 <= 150,
+  });
+  return checks;
 }
 
 /** The markdown printed at the end of a run. */
-export function renderReport(results: BenchResults): string {
-  const { paths } = results;
-  const lines = [
-    '| path | median TPS | TPS per run | median latency | vs direct |',
-    '| --- | ---: | --- | ---: | ---: |',
-  ];
-  for (const name of PATHS) {
-    const path = paths[name];
-    const latencies = path.latencyMs.filter((v): v is number => v !== null);
-    lines.push(
-      `| ${name} | ${formatTps(path.median)} | ${path.tps.map(formatTps).join(' · ')} | ${
-        latencies.length === 0 ? 'n/a' : `${median(latencies).toFixed(3)} ms`
-      } | ${formatRatio(ratio(path.median, paths.direct.median))} |`,
-    );
-  }
-  lines.push('', `hoop/direct: ${formatRatio(results.ratios.hoop)}`);
-
-  const runs = results.rssKiB.broker.length;
-  if (runs > 0) {
-    lines.push(
+export function renderReport(r: BenchResults): string {
+  const out: string[] = [];
+  if (r.pgbench.length > 0) {
+    out.push(
+      '## pgbench -S (select-only): TPS, median of the runs; latency percentiles from pgbench -l',
       '',
-      `| process | ${Array.from({ length: runs }, (_, i) => `RSS after hoop run ${i + 1}`).join(' | ')} |`,
-      `| --- |${' ---: |'.repeat(runs)}`,
+      '| mode | clients | path | median TPS | TPS per run | p50 | p99 | vs direct |',
+      '| --- | ---: | --- | ---: | --- | ---: | ---: | ---: |',
     );
-    for (const name of HOOP_PROCESSES) {
-      const cells = results.rssKiB[name].map((kib) =>
-        kib === null ? 'n/a' : `${(kib / 1024).toFixed(1)} MiB`,
+    for (const c of r.pgbench) {
+      out.push(
+        `| ${c.mode} | ${c.clients} | ${PATH_LABELS[c.path]} | ${formatTps(c.medianTps)} | ${c.tps.map(formatTps).join(' · ')} | ${ms(c.p50Ms, 3)} | ${ms(c.p99Ms, 3)} | ${formatRatio(c.ratio)} |`,
       );
-      lines.push(`| ${name} | ${cells.join(' | ')} |`);
     }
+    out.push('');
   }
-  return lines.join('\n');
+  if (r.connect.length > 0) {
+    out.push(
+      '## Connection setup: pgbench -S -C -c 1 (a new connection per transaction)',
+      '',
+      '| path | median TPS | connection time | over direct | vs direct |',
+      '| --- | ---: | ---: | ---: | ---: |',
+    );
+    for (const c of r.connect) {
+      const over =
+        c.overDirectMs === null
+          ? 'n/a'
+          : `${c.overDirectMs >= 0 ? '+' : ''}${c.overDirectMs.toFixed(2)} ms`;
+      out.push(
+        `| ${PATH_LABELS[c.path]} | ${formatTps(c.medianTps)} | ${ms(c.connectionMs)} | ${over} | ${formatRatio(c.ratio)} |`,
+      );
+    }
+    out.push('');
+  }
+  if (r.copy.length > 0) {
+    const mb = ((r.copy[0]?.bytes ?? 0) / 1e6).toFixed(0);
+    out.push(
+      `## COPY (select …) TO STDOUT, ${mb} MB through psql`,
+      '',
+      '| path | MB/s (median) | seconds per run | vs direct |',
+      '| --- | ---: | --- | ---: |',
+    );
+    for (const c of r.copy) {
+      out.push(
+        `| ${PATH_LABELS[c.path]} | ${c.mbPerS.toFixed(1)} | ${c.seconds.map((s) => s.toFixed(2)).join(' · ')} | ${formatRatio(c.ratio)} |`,
+      );
+    }
+    out.push('');
+  }
+  if (r.scale !== null) {
+    const s = r.scale;
+    out.push(
+      `## Scale: ${s.opened}/${s.sessions} idle sessions through one hoop connect (${s.target}), opened in ${s.openSeconds.toFixed(1)} s`,
+      '',
+      '| process | RSS before | RSS idle | per session | fds before | fds idle | RSS / fds after closing |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
+    for (const [name, p] of Object.entries(s.processes)) {
+      const per =
+        p.before && p.idle && s.opened > 0
+          ? `${((p.idle.rssKiB - p.before.rssKiB) / s.opened).toFixed(1)} KiB`
+          : 'n/a';
+      out.push(
+        `| ${name} | ${mib(p.before?.rssKiB)} | ${mib(p.idle?.rssKiB)} | ${per} | ${p.before?.fds ?? 'n/a'} | ${p.idle?.fds ?? 'n/a'} | ${mib(p.after?.rssKiB)} / ${p.after?.fds ?? 'n/a'} |`,
+      );
+    }
+    out.push('');
+  }
+  if (r.soak !== null) {
+    const s = r.soak;
+    out.push(
+      `## Soak: ${s.seconds} s of ${s.workload}, sampled every second`,
+      '',
+      '| process | RSS after warm-up → end | fds after warm-up → end | verdict |',
+      '| --- | ---: | ---: | --- |',
+    );
+    for (const [name, p] of Object.entries(s.processes)) {
+      const g = (x: Growth | null, f: (v: number) => string) =>
+        x === null ? 'n/a' : `${f(x.first)} → ${f(x.last)}`;
+      const verdict = p.rssGrowth?.sustained || p.fdsGrowth?.sustained ? '**growing**' : 'flat';
+      out.push(
+        `| ${name} | ${g(p.rssGrowth, mib)} | ${g(p.fdsGrowth, (v) => v.toFixed(0))} | ${verdict} |`,
+      );
+    }
+    out.push(
+      '',
+      s.failures.length === 0
+        ? 'soak: passed (no sustained growth)'
+        : `soak: FAILED\n${s.failures.map((f) => `- ${f}`).join('\n')}`,
+      '',
+    );
+  }
+  const ratios = Object.entries(r.ratios);
+  if (ratios.length > 0) {
+    out.push(
+      '## Ratios against direct',
+      '',
+      ...ratios.map(([k, v]) => `${k}: ${formatRatio(v)}`),
+      '',
+    );
+  }
+  out.push('## Targets (for the report, not asserts)', '');
+  for (const t of r.targets) {
+    out.push(
+      `- ${t.met === null ? '·' : t.met ? '✓' : '✗'} ${t.name}: ${t.actual} (want ${t.want})`,
+    );
+  }
+  if (r.skipped.length > 0) {
+    out.push('', '## Skipped', '', ...r.skipped.map((s) => `- ${s.what}: ${s.reason}`));
+  }
+  return out.join('\n');
 }
 
 /** Writes `<dir>/latest.json` and returns its path. */
