@@ -92,7 +92,7 @@ export {
   TunnelStream,
   type TunnelStreamOptions,
   tunnelUrl,
-  zeroMask,
   type WebSocketLike,
   WS_OPEN,
+  zeroMask,
 } from './tunnel/index.js';
