@@ -145,8 +145,12 @@ export function upCommand(program: Command, ctx: () => CommandContext): void {
           c.out.line(`  ${psql}`);
           c.out.line('');
           c.out.line('Then put a policy on it (masks emails and card numbers, blocks DROP & co.):');
-          c.out.line('  npx hoop admin connections policy set demo --file examples/demo-policy.yaml');
-          c.out.line('and see what was recorded: npx hoop sessions list, npx hoop sessions show ID');
+          c.out.line(
+            '  npx hoop admin connections policy set demo --file examples/demo-policy.yaml',
+          );
+          c.out.line(
+            'and see what was recorded: npx hoop sessions list, npx hoop sessions show ID',
+          );
           c.out.line('');
           c.out.line('Press Ctrl-C to stop.');
         },
