@@ -17,6 +17,7 @@ import { auditCommand } from './commands/audit.js';
 import { brokerCommand } from './commands/broker.js';
 import { connectCommand } from './commands/connect.js';
 import { grantsCommand } from './commands/grants.js';
+import { reviewsCommand } from './commands/reviews.js';
 import { loginCommand } from './commands/login.js';
 import { sessionsCommand } from './commands/sessions.js';
 import { upCommand } from './commands/up.js';
@@ -41,6 +42,7 @@ export function buildProgram(env: NodeJS.ProcessEnv): Command {
   loginCommand(program, ctx);
   connectCommand(program, ctx);
   grantsCommand(program, ctx);
+  reviewsCommand(program, ctx);
   sessionsCommand(program, ctx);
   auditCommand(program, ctx);
   brokerCommand(program, ctx);

@@ -1,6 +1,5 @@
 /** `hoop agent start`: the agent in the foreground (HOOP_BROKER_URL, HOOP_AGENT_TOKEN). */
 
-import { Agent } from '@hoop/agent';
 import { HoopError } from '@hoop/shared';
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
@@ -12,6 +11,7 @@ export function agentCommand(program: Command, ctx: () => CommandContext): void 
     .command('start')
     .description('connect to the broker and serve sessions (HOOP_BROKER_URL, HOOP_AGENT_TOKEN)')
     .action(async () => {
+      const { Agent } = await import('@hoop/agent');
       const c = ctx();
       const brokerUrl = c.env['HOOP_BROKER_URL'];
       const token = c.env['HOOP_AGENT_TOKEN'];

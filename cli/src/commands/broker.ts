@@ -1,6 +1,5 @@
 /** `hoop broker start`: the broker in the foreground (HOOP_LISTEN, HOOP_DATA_DIR, …). */
 
-import { brokerConfigFromEnv, startBroker } from '@hoop/broker';
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
 import { untilSignal } from '../signals.js';
@@ -16,6 +15,8 @@ export function brokerCommand(program: Command, ctx: () => CommandContext): void
     .option('--data-dir <dir>', 'data directory (HOOP_DATA_DIR, default ~/.hoop/data)')
     .option('--pg-listen <host:port>', 'native Postgres endpoint (HOOP_PG_LISTEN); off by default')
     .action(async (opts: { listen?: string; dataDir?: string; pgListen?: string }) => {
+      // Loaded here so other commands start fast (the broker pulls in its store).
+      const { brokerConfigFromEnv, startBroker } = await import('@hoop/broker');
       const c = ctx();
       const input = brokerConfigFromEnv(c.env as NodeJS.ProcessEnv);
       if (opts.listen !== undefined) input.listen = opts.listen;

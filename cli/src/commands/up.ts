@@ -6,14 +6,12 @@
 import { existsSync } from 'node:fs';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Agent } from '@hoop/agent';
-import { brokerConfigFromEnv, defaultDataDir, startBroker } from '@hoop/broker';
+import type { Broker } from '@hoop/broker';
 import { HoopError } from '@hoop/shared';
 import type { Command } from 'commander';
 import { configPath, readConfigFile, writeConfigFile } from '../config.js';
 import type { CommandContext } from '../context.js';
 import { untilSignal } from '../signals.js';
-import { startDemoDatabase } from '../up/demo-database.js';
 import { DEFAULT_CONNECT_PORT } from './connect.js';
 
 const AGENT_NAME = 'local';
@@ -33,6 +31,15 @@ export function upCommand(program: Command, ctx: () => CommandContext): void {
     .option('--data-dir <dir>', 'data directory (HOOP_DATA_DIR, default ~/.hoop/data)')
     .option('--no-login', 'do not write the CLI config file')
     .action(async (opts: { listen?: string; dataDir?: string; login: boolean }) => {
+      const [
+        { Agent },
+        { brokerConfigFromEnv, defaultDataDir, startBroker },
+        { startDemoDatabase },
+      ] = await Promise.all([
+        import('@hoop/agent'),
+        import('@hoop/broker'),
+        import('../up/demo-database.js'),
+      ]);
       const c = ctx();
       const logger = c.serviceLogger;
       const input = brokerConfigFromEnv(c.env as NodeJS.ProcessEnv);
@@ -44,7 +51,7 @@ export function upCommand(program: Command, ctx: () => CommandContext): void {
       c.out.progress('Starting the demo database (embedded PostgreSQL)…');
       const demo = await startDemoDatabase({ dataDir: join(dataDir, 'demo-db') });
       c.out.progress('Starting the broker…');
-      let broker: Awaited<ReturnType<typeof startBroker>>;
+      let broker: Broker;
       try {
         broker = await startBroker(input, { logger: logger.child({ component: 'broker' }) });
       } catch (err) {

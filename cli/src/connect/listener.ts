@@ -8,7 +8,6 @@
  */
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { pipeline } from 'node:stream';
-import { refuseClient } from '@hoop/agent';
 import {
   type ConnectionType,
   HoopError,
@@ -106,8 +105,10 @@ export class ConnectListener {
       .catch((err: unknown) => {
         const error = toHoopError(err);
         this.options.onRefused?.(error);
-        socket.resume();
-        refuseClient(this.options.type, socket, error).finally(() => socket.destroy());
+        // The socket stays paused (pauseOnConnect) until the refusal reads the client's startup.
+        import('@hoop/agent')
+          .then(({ refuseClient }) => refuseClient(this.options.type, socket, error))
+          .finally(() => socket.destroy());
       });
   }
 }
