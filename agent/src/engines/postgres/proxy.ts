@@ -23,9 +23,9 @@
  * messages are re-encoded.
  */
 import type { Duplex } from 'node:stream';
-import type { Clock, Logger, TimerHandle } from '@hoop/shared';
+import type { Clock, Logger } from '@hoop/shared';
 import type { Catalog } from './catalog.js';
-import { PgFailure, PostgresEngineError, protocolError, terminationResponse } from './errors.js';
+import { PgFailure, PostgresEngineError, protocolError } from './errors.js';
 import { type Denial, denial, type Guardrails } from './guardrails.js';
 import { type ColumnPlan, MaskCounts, type Masker } from './masking.js';
 import { BackendCode, ErrorField, FrontendCode, SqlState } from './messages.js';
@@ -48,6 +48,7 @@ import {
 import { MessagePump } from './pump.js';
 import { PacketReader, type PgFrame } from './reader.js';
 import { Recorder, type StatementRecord } from './recorder.js';
+import { joinSides } from './sides.js';
 import type { StatementFacts } from './sql.js';
 import { encodeMessage, errorResponse } from './writer.js';
 
@@ -166,54 +167,25 @@ export class PolicyProxy {
   /** Runs until both sides are closed. `fromClient`/`fromTarget`: bytes read during startup. */
   run(fromClient: Buffer, fromTarget: Buffer): Promise<void> {
     const { client, target, clock, closeGraceMs, signal, logger } = this.o;
-    return new Promise<void>((resolve) => {
-      const sides = [client, target] as const;
-      const closed = new Set<Duplex>();
-      let grace: TimerHandle | undefined;
-      const destroyAll = (): void => {
-        for (const side of sides) side.destroy();
-      };
-      const shutdown = (): void => {
-        for (const side of sides) if (!side.writableEnded && !side.destroyed) side.end();
-        grace ??= clock.setTimeout(destroyAll, closeGraceMs);
-      };
-      const onClose = (side: Duplex): void => {
-        closed.add(side);
-        if (closed.size < sides.length) {
-          shutdown();
-          return;
-        }
-        if (grace !== undefined) clock.clearTimeout(grace);
-        signal.removeEventListener('abort', onAbort);
-        this.clientPump.stop();
-        this.targetPump.stop();
-        for (const wake of this.idleWaiters.splice(0)) wake();
-        resolve();
-      };
-      const onAbort = (): void => {
-        logger.debug('session aborted, closing the proxy');
-        target.destroy();
-        const notice = terminationResponse(signal.reason);
-        if (notice !== undefined && !client.destroyed && !client.writableEnded)
-          client.write(errorResponse(notice));
-        shutdown();
-      };
-      this.shutdown = shutdown;
-      for (const side of sides) {
-        const name = side === client ? 'client' : 'target';
-        side.on('error', (err: Error) => {
-          logger.debug('proxy stream failed', { side: name, error: err });
-          destroyAll();
-        });
-        side.once('end', shutdown);
-        if (side.closed) onClose(side);
-        else side.once('close', () => onClose(side));
-      }
-      signal.addEventListener('abort', onAbort);
-      this.targetPump.start(fromTarget);
-      this.clientPump.start(fromClient);
-      if (signal.aborted) onAbort();
-    });
+    return joinSides(
+      client,
+      target,
+      { signal, clock, closeGraceMs, logger, label: 'proxy' },
+      {
+        shutdown: (end) => {
+          this.shutdown = end;
+        },
+        start: () => {
+          this.targetPump.start(fromTarget);
+          this.clientPump.start(fromClient);
+        },
+        closed: () => {
+          this.clientPump.stop();
+          this.targetPump.stop();
+          for (const wake of this.idleWaiters.splice(0)) wake();
+        },
+      },
+    );
   }
 
   private shutdown: () => void = () => {};
