@@ -6,7 +6,9 @@
  * COPY TO STDOUT output can only be scanned for detector matches, so binary COPY, COPY with
  * custom delimiters/quotes, and COPY of a table that has masked columns are denied.
  */
+
 import type { Policy, StatementKind } from '@hoop/shared';
+import type { MaskedColumnRef } from './masked-refs.js';
 import { SqlState } from './messages.js';
 import { analyzeSql, type SqlParse, type StatementFacts } from './sql.js';
 
@@ -56,6 +58,7 @@ export class Guardrails {
   private readonly maskingActive: boolean;
   /** Tables (lower case, unqualified) with masked columns. */
   private readonly maskedTables: ReadonlySet<string>;
+  private readonly maskedColumns: readonly MaskedColumnRef[];
   private readonly parse: SqlParse | undefined;
 
   constructor(policy: Policy, parse: SqlParse | undefined) {
@@ -75,6 +78,10 @@ export class Guardrails {
     const columns = policy.masking?.columns ?? [];
     this.maskingActive = columns.length > 0 || (policy.masking?.detectors?.length ?? 0) > 0;
     this.maskedTables = new Set(columns.map((c) => (c.column.split('.')[1] ?? '').toLowerCase()));
+    this.maskedColumns = columns.map((c) => {
+      const [, table = '', column = ''] = c.column.toLowerCase().split('.');
+      return { table, column };
+    });
     this.parse = parse;
   }
 
@@ -97,7 +104,7 @@ export class Guardrails {
     }
     let statements: StatementFacts[];
     try {
-      statements = analyzeSql(this.parse, sql);
+      statements = analyzeSql(this.parse, sql, this.maskedColumns);
     } catch (err) {
       if (!this.needed) return { allowed: true, statements: [] };
       const message = err instanceof Error ? err.message : String(err);
@@ -165,6 +172,12 @@ export class Guardrails {
           );
         }
       }
+    }
+    if (facts.derivedMaskedUse !== undefined) {
+      return denial(
+        `${facts.derivedMaskedUse} is masked and may only be selected as a plain column, not inside an expression`,
+        'masking: derived',
+      );
     }
     const copy = facts.copy;
     if (this.maskingActive && copy !== undefined && !copy.from && copy.stdio) {

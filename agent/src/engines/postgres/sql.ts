@@ -10,6 +10,8 @@ import type { StatementKind } from '@hoop/shared';
 import { loadModule, parseSync } from 'libpg-query';
 
 /** Parses SQL into libpg-query's JSON tree; throws with the parser's message on a syntax error. */
+import { derivedMaskedUse, type MaskedColumnRef } from './masked-refs.js';
+
 export type SqlParse = (sql: string) => { stmts?: Array<{ stmt?: unknown }> };
 
 let loading: Promise<SqlParse> | undefined;
@@ -64,6 +66,8 @@ export interface StatementFacts {
   /** DEALLOCATE name, or '*' for ALL */
   deallocate: string | undefined;
   transaction: TransactionAction | undefined;
+  /** A masked column used inside a returned expression (see masked-refs.ts), when any. */
+  derivedMaskedUse: string | undefined;
 }
 
 const fixedKinds: Record<string, StatementKind> = {
@@ -254,7 +258,11 @@ function copyFacts(node: Node): CopyFacts {
 }
 
 /** Facts for each top-level statement of `sql`; throws the parser's error on a syntax error. */
-export function analyzeSql(parse: SqlParse, sql: string): StatementFacts[] {
+export function analyzeSql(
+  parse: SqlParse,
+  sql: string,
+  masked: readonly MaskedColumnRef[] = [],
+): StatementFacts[] {
   const tree = parse(sql);
   const out: StatementFacts[] = [];
   for (const raw of tree.stmts ?? []) {
@@ -275,6 +283,7 @@ export function analyzeSql(parse: SqlParse, sql: string): StatementFacts[] {
       executes: [],
       deallocate: undefined,
       transaction: undefined,
+      derivedMaskedUse: derivedMaskedUse(stmt, masked),
     };
     if (name === 'PrepareStmt' && typeof node['name'] === 'string') {
       facts.prepare = node['name'].toLowerCase();
