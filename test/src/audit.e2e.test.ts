@@ -6,10 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import postgres from 'postgres';
 import { Deployment } from './support/deployment.js';
+import { tempDir } from './support/env.js';
 import { runHoop } from './support/hoop.js';
 import { machinePostgres } from './support/targets.js';
 import { waitFor } from './support/wait.js';
@@ -125,5 +128,98 @@ describe('audit log under chaos', { timeout: 240_000 }, () => {
     }
     assert.ok(refused !== undefined, 'a session was refused while the spool was over budget');
     assert.match(refused.message, /spool/i);
+  });
+
+  test('broker SIGKILLed right after a session: what the agent spooled while it was away arrives after restart', async () => {
+    const deployment = d as Deployment;
+    const conn = await deployment.connect('pg');
+    const client = new pg.Client({ connectionString: conn.url, connectionTimeoutMillis: 10_000 });
+    client.on('error', () => {});
+    await client.connect();
+    const texts = ['select 201 as a', 'select 202 as b'];
+    for (const t of texts) await client.query(t);
+    const sessions = await deployment.api<{ id: string; connectionName: string; status: string }[]>(
+      '/api/v1/sessions?limit=50',
+    );
+    const id = sessions.find((s) => s.connectionName === 'pg' && s.status === 'open')?.id;
+    assert.ok(id !== undefined, 'the live session is listed');
+    // The session ends while the broker is gone: its session-end event can only be spooled.
+    await deployment.broker.kill();
+    await client.end().catch(() => {});
+    await deployment.broker.startAgain();
+    const session = await waitFor(
+      async () => {
+        const s = await deployment.api<SessionView>(`/api/v1/sessions/${id}`);
+        const recorded = s.events.filter((e) => e.type === 'statement').map((e) => e.text);
+        const ended = s.events.some((e) => e.type === 'session-end');
+        return ended && texts.every((t) => recorded.includes(t)) ? s : undefined;
+      },
+      {
+        timeoutMs: 45_000,
+        what: 'the session, including its end, to be uploaded after the restart',
+      },
+    );
+    assert.equal(new Set(session.events.map((e) => JSON.stringify(e))).size, session.events.length);
+    const verify = await runHoop(['audit', 'verify', '--json'], deployment.adminEnv());
+    // The chain may already carry the row the tamper test edited; only new rows matter here.
+    assert.ok(verify.code === 0 || /edited/.test(verify.stdout), verify.stdout + verify.stderr);
+  });
+
+  test('a corrupt spool segment is quarantined and the agent keeps uploading everything else', async () => {
+    const deployment = d as Deployment;
+    const spoolDir = join(tempDir('spool'), 'spool');
+    const { agent } = await deployment.addAgent('spooler', { env: { HOOP_SPOOL_DIR: spoolDir } });
+    await deployment.addConnection('pg4', { agent: 'spooler', target: machinePostgres() });
+    await agent.kill();
+    // A segment whose first record fails its CRC, followed by another record: damage in the
+    // middle of a file, not a torn tail.
+    const existing = readdirSync(spoolDir)
+      .map((n) => /^seg-(\d{16})\.spool$/.exec(n)?.[1])
+      .filter((x): x is string => x !== undefined)
+      .map(Number);
+    const first = Math.max(0, ...existing) + 1000;
+    const name = `seg-${String(first).padStart(16, '0')}.spool`;
+    const record = (seq: number, payload: string, crc: number) => {
+      const body = Buffer.from(payload);
+      const out = Buffer.alloc(16 + body.length);
+      out.writeUInt32BE(body.length, 0);
+      out.writeUInt32BE(crc, 4);
+      out.writeBigUInt64BE(BigInt(seq), 8);
+      body.copy(out, 16);
+      return out;
+    };
+    writeFileSync(
+      join(spoolDir, name),
+      Buffer.concat([
+        Buffer.from('HOOPSPL1', 'latin1'),
+        record(first, '{"type":"statement"}', 0xdeadbeef),
+        record(first + 1, '{"type":"statement"}', 0x12345678),
+      ]),
+    );
+    await agent.start();
+    assert.ok(existsSync(join(spoolDir, 'quarantine')));
+    assert.ok(
+      readdirSync(join(spoolDir, 'quarantine')).some((f) => f.startsWith(name)),
+      'the corrupt segment was moved aside',
+    );
+    assert.ok(!existsSync(join(spoolDir, name)));
+    // New sessions still record and upload.
+    const conn = await deployment.connect('pg4');
+    const client = new pg.Client({ connectionString: conn.url, connectionTimeoutMillis: 10_000 });
+    await client.connect();
+    await client.query('select 404 as after_quarantine');
+    await client.end();
+    await waitFor(
+      async () => {
+        const list = await deployment.api<{ id: string; connectionName: string }[]>(
+          '/api/v1/sessions?limit=50',
+        );
+        const id = list.find((x) => x.connectionName === 'pg4')?.id;
+        if (id === undefined) return undefined;
+        const s = await deployment.api<SessionView>(`/api/v1/sessions/${id}`);
+        return s.events.some((e) => e.text === 'select 404 as after_quarantine') ? s : undefined;
+      },
+      { timeoutMs: 30_000, what: 'the new session to be recorded after the quarantine' },
+    );
   });
 });
