@@ -42,6 +42,13 @@ interface Entry {
   readonly at: number;
   /** attnum → schema.table.column */
   readonly columns: ReadonlyMap<number, string>;
+  /**
+   * For a view (or materialized view): every base column (schema.table.column) its definition
+   * reads, from pg_depend on its rewrite rule. PostgreSQL reports the view, not the base table,
+   * as a result column's origin, and which view column carries which base column is not in the
+   * catalog; masking treats every column of a view that reads a masked column as masked.
+   */
+  readonly viewSources: readonly string[];
 }
 
 interface SideConnection {
@@ -79,6 +86,11 @@ export class Catalog {
     return this.cache.get(tableOid)?.columns.get(attnum);
   }
 
+  /** Base columns a view reads (empty for tables and unknown relations). */
+  viewSources(tableOid: number): readonly string[] {
+    return this.cache.get(tableOid)?.viewSources ?? [];
+  }
+
   /** Loads the column names of `oids` (one query, serialized with other lookups). */
   load(oids: readonly number[]): Promise<void> {
     const run = this.chain.then(() => this.lookup(oids));
@@ -106,7 +118,22 @@ export class Catalog {
       ' join pg_catalog.pg_class c on c.oid = a.attrelid' +
       ' join pg_catalog.pg_namespace n on n.oid = c.relnamespace' +
       ` where a.attrelid in (${list.join(',')}) and a.attnum > 0`;
+    // For views: every column their rewrite rules depend on, through views over views (a
+    // recursive walk of pg_depend; UNION ends cycles).
+    const rule = "d.classid = 'pg_catalog.pg_rewrite'::regclass and d.objid = r.oid";
+    const viewSql =
+      'with recursive deps(view_oid, ref_oid, ref_att) as (' +
+      ` select r.ev_class, d.refobjid, d.refobjsubid from pg_catalog.pg_rewrite r join pg_catalog.pg_depend d on ${rule}` +
+      `  where r.ev_class in (${list.join(',')}) and d.refobjsubid > 0 and d.refobjid <> r.ev_class` +
+      ' union' +
+      ` select deps.view_oid, d.refobjid, d.refobjsubid from deps join pg_catalog.pg_rewrite r on r.ev_class = deps.ref_oid join pg_catalog.pg_depend d on ${rule}` +
+      '  where d.refobjsubid > 0 and d.refobjid <> r.ev_class)' +
+      ' select deps.view_oid::int8, bn.nspname, bc.relname, ba.attname from deps' +
+      ' join pg_catalog.pg_class bc on bc.oid = deps.ref_oid' +
+      ' join pg_catalog.pg_namespace bn on bn.oid = bc.relnamespace' +
+      ' join pg_catalog.pg_attribute ba on ba.attrelid = deps.ref_oid and ba.attnum = deps.ref_att';
     const rows = await this.withTimeout(this.query(sql));
+    const viewRows = await this.withTimeout(this.query(viewSql));
     const at = this.options.clock.now();
     const found = new Map<number, Map<number, string>>();
     for (const row of rows) {
@@ -115,7 +142,19 @@ export class Catalog {
       columns.set(Number(attnum), `${schema}.${table}.${column}`);
       found.set(Number(oid), columns);
     }
-    for (const oid of list) this.cache.set(oid, { at, columns: found.get(oid) ?? new Map() });
+    const views = new Map<number, string[]>();
+    for (const [oid, schema, table, column] of viewRows) {
+      const sources = views.get(Number(oid)) ?? [];
+      sources.push(`${schema}.${table}.${column}`);
+      views.set(Number(oid), sources);
+    }
+    for (const oid of list) {
+      this.cache.set(oid, {
+        at,
+        columns: found.get(oid) ?? new Map(),
+        viewSources: views.get(oid) ?? [],
+      });
+    }
   }
 
   private withTimeout<T>(work: Promise<T>): Promise<T> {

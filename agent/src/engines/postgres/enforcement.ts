@@ -63,13 +63,6 @@ export function checkEnforceable(policy: Policy): void {
       throw unenforceable(`guardrails.deny[${i}]`, 'unknown kind of guardrail');
     }
   });
-  if ((policy.reviews?.statements?.length ?? 0) > 0) {
-    // Holding a statement for approval is not built into this engine yet: refuse, never skip it.
-    throw unenforceable(
-      `reviews.statements: ${(policy.reviews?.statements ?? []).join(', ')}`,
-      'statement reviews are not supported by this agent yet',
-    );
-  }
   for (const d of policy.masking?.detectors ?? []) {
     if (!known(detectorNames, d))
       throw unenforceable(`masking.detectors: ${String(d)}`, 'unknown detector');

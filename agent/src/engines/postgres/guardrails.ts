@@ -7,7 +7,7 @@
  * custom delimiters/quotes, and COPY of a table that has masked columns are denied.
  */
 
-import type { Policy, StatementKind } from '@hoop/shared';
+import { type Policy, reviewedStatementKinds, type StatementKind } from '@hoop/shared';
 import type { MaskedColumnRef } from './masked-refs.js';
 import { SqlState } from './messages.js';
 import { analyzeSql, type SqlParse, type StatementFacts } from './sql.js';
@@ -60,8 +60,11 @@ export class Guardrails {
   private readonly maskedTables: ReadonlySet<string>;
   private readonly maskedColumns: readonly MaskedColumnRef[];
   private readonly parse: SqlParse | undefined;
+  /** Statement kinds held for approval (`reviews.statements`). */
+  readonly reviewKinds: ReadonlySet<StatementKind>;
 
   constructor(policy: Policy, parse: SqlParse | undefined) {
+    this.reviewKinds = reviewedStatementKinds(policy);
     const deny = policy.guardrails?.deny ?? [];
     this.active = deny.length > 0;
     const kinds = new Set<StatementKind>();
@@ -87,7 +90,24 @@ export class Guardrails {
 
   /** Whether SQL has to be parsed at all for this policy. */
   get needed(): boolean {
-    return this.active || this.maskingActive;
+    return this.active || this.maskingActive || this.reviewKinds.size > 0;
+  }
+
+  /** The first kind among the statements that needs approval, if any. */
+  reviewKind(statements: readonly StatementFacts[]): StatementKind | undefined {
+    if (this.reviewKinds.size === 0) return undefined;
+    for (const facts of statements) {
+      for (const kind of [facts.kind, ...facts.kinds]) if (this.reviewKinds.has(kind)) return kind;
+      // SQL hoop cannot see into (DO, EXECUTE, dynamic-SQL functions) may be anything: held too.
+      if (
+        facts.opaqueCode !== undefined ||
+        facts.executes.length > 0 ||
+        DYNAMIC_SQL_FUNCTIONS.some((f) => facts.identifiers.has(f))
+      ) {
+        return 'other';
+      }
+    }
+    return undefined;
   }
 
   /**

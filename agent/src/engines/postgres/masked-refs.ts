@@ -129,7 +129,12 @@ export function derivedMaskedUse(
         }
         continue;
       }
-      walk(child, inReturnedExpr, depth + 1, /^[A-Z]/.test(key) || key === 'returningClause' ? key : '');
+      walk(
+        child,
+        inReturnedExpr,
+        depth + 1,
+        /^[A-Z]/.test(key) || key === 'returningClause' ? key : '',
+      );
     }
   };
   walk(statement, false, 0);

@@ -81,6 +81,9 @@ describe('masking through the engine', () => {
       ]);
     }
     await admin.query(`create view ${schema}.v as select * from ${C}`);
+    // Views created outside hoop that transform a masked column (and a view over one).
+    await admin.query(`create view ${schema}.rv as select id, reverse(email) as r from ${C}`);
+    await admin.query(`create view ${schema}.vv as select * from ${schema}.rv`);
     server = await startEngineServer({
       engine,
       target: pgTarget(LOCAL),
@@ -96,6 +99,23 @@ describe('masking through the engine', () => {
     await engine.close();
     await admin.query(`drop schema if exists ${schema} cascade`);
     await admin.end();
+  });
+
+  it('masks every column of a view (or a view over it) that reads a masked column', async () => {
+    for (const view of ['rv', 'vv']) {
+      const { rows } = await client.query(`select id, r from ${schema}.${view} order by id`);
+      assert.ok(rows.length > 0);
+      for (const row of rows) {
+        assert.equal(row.r, '[redacted]', `${view}: the transformed email is masked`);
+      }
+      const raw = JSON.stringify(rows);
+      for (const p of people) {
+        assert.ok(
+          !raw.includes([...p.email].reverse().join('')),
+          `${view} leaked a reversed email`,
+        );
+      }
+    }
   });
 
   it('masks the email column by origin, surviving aliases', async () => {

@@ -24,6 +24,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Clock, Logger } from '@hoop/shared';
+import type { StatementReviewer } from '../engine.js';
 import type { Catalog } from './catalog.js';
 import { PgFailure, PostgresEngineError, protocolError } from './errors.js';
 import { type Denial, denial, type Guardrails } from './guardrails.js';
@@ -50,7 +51,7 @@ import { PacketReader, type PgFrame } from './reader.js';
 import { Recorder, type StatementRecord } from './recorder.js';
 import { joinSides } from './sides.js';
 import type { StatementFacts } from './sql.js';
-import { encodeMessage, errorResponse } from './writer.js';
+import { encodeMessage, errorResponse, noticeResponse } from './writer.js';
 
 export interface ProxyOptions {
   readonly client: Duplex;
@@ -69,6 +70,8 @@ export interface ProxyOptions {
   readonly maxPendingMessages: number;
   /** Named prepared statements / portals / SQL PREPAREs remembered (oldest forgotten first). */
   readonly maxPreparedStatements: number;
+  /** Asks approvers about statements of `reviews.statements` kinds (held until decided). */
+  readonly reviewStatement?: StatementReviewer;
 }
 
 type Expectation =
@@ -356,6 +359,65 @@ export class PolicyProxy {
   private onQuery(sql: string, frame: PgFrame, out: Buffer[]): undefined | Promise<void> {
     const verdict = this.verdict(sql);
     if (!verdict.allowed) return this.denyQuery(sql, verdict.denial);
+    const held = this.virtualAbort ? undefined : this.o.guardrails.reviewKind(verdict.statements);
+    if (held !== undefined) return this.holdQuery(sql, held, frame, out, verdict.statements);
+    this.forwardQuery(sql, frame, out, verdict.statements);
+    return undefined;
+  }
+
+  /**
+   * A statement that needs approval: once everything before it is answered, the client gets a
+   * NoticeResponse naming the review, and the statement waits (the client's later messages wait
+   * behind it). Approved: forwarded exactly once. Otherwise: ErrorResponse 42501 and
+   * ReadyForQuery, and the session goes on.
+   */
+  private async holdQuery(
+    sql: string,
+    kind: string,
+    frame: PgFrame,
+    out: Buffer[],
+    statements: readonly StatementFacts[],
+  ): Promise<void> {
+    const original = Buffer.from(frame.frame); // the reader's buffer is not ours to keep
+    const reviewer = this.o.reviewStatement;
+    await this.idle();
+    if (reviewer === undefined) {
+      return this.denyQuery(
+        sql,
+        denial(`${kind} statements need approval and this agent cannot ask`, 'review'),
+      );
+    }
+    const decision = await reviewer(
+      sql,
+      (review) =>
+        this.toClient(
+          noticeResponse(
+            `hoop: waiting for approval: review ${review} (approve with: hoop reviews approve ${review})`,
+          ),
+        ),
+      this.o.signal,
+    ).catch((err: unknown) => ({
+      approved: false as const,
+      message: `hoop: statement review failed: ${err instanceof Error ? err.message : String(err)}`,
+    }));
+    if (!decision.approved) {
+      return this.denyQuery(sql, {
+        rule: `review: ${kind}`,
+        message: decision.message,
+        sqlstate: SqlState.insufficientPrivilege,
+      });
+    }
+    this.o.logger.info('statement approved by review', { review: decision.review });
+    this.forwardQuery(sql, { ...frame, frame: original }, out, statements);
+  }
+
+  private forwardQuery(
+    sql: string,
+    frame: PgFrame,
+    out: Buffer[],
+    statements: readonly StatementFacts[],
+  ): void {
+    const verdict = { statements };
     this.track(verdict.statements);
     const first = verdict.statements[0]?.transaction;
     if (this.virtualAbort) {
@@ -375,7 +437,6 @@ export class PolicyProxy {
       forceFailed: false,
       plan: undefined,
     });
-    return undefined;
   }
 
   /** Answers a denied simple Query once everything before it has been answered. */
@@ -429,6 +490,18 @@ export class PolicyProxy {
     const verdict = this.verdict(message.sql);
     if (!verdict.allowed) {
       this.denyBatch(verdict.denial, message.sql, undefined);
+      return undefined;
+    }
+    const held = this.o.guardrails.reviewKind(verdict.statements);
+    if (held !== undefined) {
+      this.denyBatch(
+        denial(
+          `${held} statements need approval, which works with the simple query protocol only (e.g. psql)`,
+          `review: ${held}`,
+        ),
+        message.sql,
+        undefined,
+      );
       return undefined;
     }
     this.track(verdict.statements);
@@ -611,7 +684,12 @@ export class PolicyProxy {
     const { catalog, masker } = this.o;
     const sources = fields.map((f) => {
       if (f.tableOid === 0 || catalog === undefined || !masker.hasColumnMasks) return undefined;
-      return catalog.source(f.tableOid, f.attnum);
+      // A view that reads a masked column: which of its columns carries it is unknown, so each
+      // of them is masked as that column (fail closed).
+      const maskedBase = catalog
+        .viewSources(f.tableOid)
+        .find((s) => masker.strategyFor(s) !== undefined);
+      return maskedBase ?? catalog.source(f.tableOid, f.attnum);
     });
     const plan = masker.plan(fields, sources);
     if (!catalogFailed) return plan;

@@ -27,7 +27,7 @@ import { authenticateToTarget, targetRefusal } from './auth.js';
 import { type CancelKey, type CancelTable, sendCancel } from './cancel.js';
 import { Catalog } from './catalog.js';
 import { type DialOptions, dialTarget } from './dial.js';
-import { checkEnforceable, parserFor } from './enforcement.js';
+import { checkEnforceable, parserFor, unenforceable } from './enforcement.js';
 import { PgFailure, PostgresEngineError, protocolError, responseFor } from './errors.js';
 import { Guardrails } from './guardrails.js';
 import { Masker } from './masking.js';
@@ -182,6 +182,15 @@ export class PostgresSession {
     }
     const { policy } = this.session;
     checkEnforceable(policy);
+    if (
+      (policy.reviews?.statements?.length ?? 0) > 0 &&
+      this.session.reviewStatement === undefined
+    ) {
+      throw unenforceable(
+        `reviews.statements: ${(policy.reviews?.statements ?? []).join(', ')}`,
+        'this agent has no way to ask the broker for statement reviews',
+      );
+    }
     const parse = await parserFor(policy, this.ctx.proxy.loadSqlParser);
     this.transition(SessionState.dialing);
     const { target: conn, leftover } = await this.connect(hello);
@@ -262,6 +271,9 @@ export class PostgresSession {
         maxMessageBytes: limits.maxMessageBytes,
         maxPendingMessages: limits.maxPendingMessages,
         maxPreparedStatements: limits.maxPreparedStatements,
+        ...(this.session.reviewStatement === undefined
+          ? {}
+          : { reviewStatement: this.session.reviewStatement }),
       }).run(fromClient, fromTarget);
     } finally {
       catalog?.close();

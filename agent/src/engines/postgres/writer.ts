@@ -120,6 +120,13 @@ export function negotiateProtocolVersion(minor: number, unrecognized: readonly s
   );
 }
 
+/** NoticeResponse ('N'): the same fields as ErrorResponse, severity NOTICE. */
+export function noticeResponse(message: string): Buffer {
+  const e = errorResponse({ severity: 'NOTICE', code: '00000', message });
+  e[0] = BackendCode.noticeResponse;
+  return e;
+}
+
 /**
  * ErrorResponse ('E'): fields of Byte1 type + string value, ended by a zero byte. hoop sends
  * S (severity), V (severity, not localized), C (SQLSTATE), M (message), then D (detail) and
