@@ -110,7 +110,22 @@ interface ClientLink {
   readonly opening: Set<number>;
 }
 
+/**
+ * Creates a statement review for a held statement; resolves with the review id. The decision
+ * comes back through `Hub.statementDecided`.
+ */
+export type StatementReviewRequester = (request: {
+  readonly session: string;
+  readonly connection: string;
+  readonly userId: string;
+  readonly userName: string;
+  readonly statement: string;
+}) => Promise<string>;
+
 export class Hub {
+  /** Held statements by review id: which agent tunnel and request to answer. */
+  private readonly heldStatements = new Map<string, { agent: AgentLink; ref: number }>();
+  private statementReviews: StatementReviewRequester | undefined;
   private readonly agents = new Map<string, AgentLink>();
   private readonly clients = new Set<ClientLink>();
   /** Per agent tunnel: the audit batches in arrival order, and where a failed one left off. */
@@ -370,6 +385,14 @@ export class Hub {
         return;
       }
       grant = { id: heldGrant.id, grant: link.grantToken, expiresAt: heldGrant.expiresAt };
+    } else if (resolved.policy.reviews?.access?.required === true) {
+      // Just-in-time access: only a grant from an approved review opens this connection.
+      fail(
+        new HoopError('AUTH_FORBIDDEN', `${name} needs an approved access review`, {
+          hint: `Request one with \`hoop grants request ${name} --reason "…"\`, then connect with the grant.`,
+        }),
+      );
+      return;
     } else if (this.options.grants !== undefined) {
       try {
         grant = await this.options.grants.mintSession(
@@ -447,11 +470,78 @@ export class Hub {
     throw new HoopError('TOO_MANY_STREAMS', `agent ${agent.name} has no free stream id`);
   }
 
+  /** Where statement reviews are created (set once the review service exists). */
+  setStatementReviews(requester: StatementReviewRequester): void {
+    this.statementReviews = requester;
+  }
+
+  /** A statement review was decided: tell the agent holding the statement (if still there). */
+  statementDecided(review: {
+    readonly id: string;
+    readonly status: string;
+    readonly decidedBy: string | null;
+    readonly decisionReason: string | null;
+  }): void {
+    const held = this.heldStatements.get(review.id);
+    if (held === undefined || review.status === 'pending') return;
+    this.heldStatements.delete(review.id);
+    if (this.agents.get(held.agent.id) !== held.agent) return; // that tunnel is gone
+    held.agent.tunnel.sendControl(TUNNEL_STREAM, {
+      t: 'review-decision',
+      ref: held.ref,
+      review: review.id,
+      status: review.status as 'approved' | 'rejected' | 'expired' | 'revoked',
+      ...(review.decidedBy === null ? {} : { by: review.decidedBy }),
+      ...(review.decisionReason === null ? {} : { reason: review.decisionReason }),
+    });
+  }
+
+  private async requestStatementReview(
+    link: AgentLink,
+    session: string,
+    ref: number,
+    statement: string,
+  ): Promise<void> {
+    const answer = (body: { review: string } | { error: HoopError }): void => {
+      if (this.agents.get(link.id) !== link) return;
+      link.tunnel.sendControl(TUNNEL_STREAM, {
+        t: 'review-pending',
+        ref,
+        ...('review' in body ? { review: body.review } : { error: errorBodyOf(body.error) }),
+      });
+    };
+    try {
+      const route = [...link.routes.values()].find((r) => r.session === session);
+      const owner =
+        route === undefined
+          ? undefined
+          : [...this.clients].find((c) => c.routes === route.client.routes);
+      if (route === undefined || owner === undefined || this.statementReviews === undefined) {
+        throw new HoopError('NOT_FOUND', `no live session ${session} on this agent to review`);
+      }
+      const review = await this.statementReviews({
+        session,
+        connection: route.connection,
+        userId: owner.userId,
+        userName: owner.userName,
+        statement,
+      });
+      this.heldStatements.set(review, { agent: link, ref });
+      answer({ review });
+    } catch (err) {
+      answer({ error: toHoopError(err) });
+    }
+  }
+
   // ---- agent → broker ----
 
   private fromAgent(link: AgentLink, frame: Frame, control: ControlMessage | undefined): void {
     if (control?.t === 'audit') {
       this.storeAudit(link, control.events, control.seq);
+      return;
+    }
+    if (control?.t === 'review-request') {
+      void this.requestStatementReview(link, control.session, control.ref, control.statement);
       return;
     }
     const route = link.routes.get(frame.stream);
@@ -506,7 +596,7 @@ export class Hub {
   private storeAudit(link: AgentLink, events: readonly AuditEvent[], seq?: number): void {
     let queue = this.auditQueues.get(link);
     if (queue === undefined) {
-      queue = { pending: [], running: false, failedAt: undefined };
+      queue = { pending: [], running: false, failedAt: undefined, lastAppend: 0 };
       this.auditQueues.set(link, queue);
     }
     queue.pending.push({ events, seq });
@@ -517,12 +607,19 @@ export class Hub {
     q.running = true;
     try {
       while (q.pending.length > 0) {
+        // Appends at most every AUDIT_APPEND_INTERVAL_MS: what arrives meanwhile joins the next
+        // group (the agent bounds what it sends unacknowledged), so the store does a few large
+        // appends instead of many small ones on the event loop the relay shares.
+        const wait = q.lastAppend + AUDIT_APPEND_INTERVAL_MS - this.options.clock.now();
+        if (wait > 0)
+          await new Promise<void>((resolve) => this.options.clock.setTimeout(resolve, wait));
         const group = takeAuditGroup(q.pending, MAX_AUDIT_GROUP);
         if (group.seq !== undefined && q.failedAt !== undefined) {
           if (group.seq > q.failedAt) continue;
           q.failedAt = undefined;
         }
         await this.appendAuditGroup(link, q, group);
+        q.lastAppend = this.options.clock.now();
       }
     } finally {
       q.running = false;
@@ -635,7 +732,12 @@ interface AuditQueue {
   running: boolean;
   /** seq of the batch whose append failed; later batches wait for its resend. */
   failedAt: number | undefined;
+  /** When the last append finished (clock ms). */
+  lastAppend: number;
 }
+
+/** Least time between two audit appends of one agent. */
+const AUDIT_APPEND_INTERVAL_MS = 100;
 
 /** Most events stored in one append. */
 const MAX_AUDIT_GROUP = 2000;
