@@ -36,6 +36,7 @@ import { resolveCredential } from './credentials.js';
 import { defaultEngines, type EngineRegistry } from './engines/registry.js';
 import { JwksCache, jwksUrl } from './grants/jwks.js';
 import { type VerifiedGrant, verifyGrant } from './grants/verify.js';
+import { StatementReviews } from './reviews.js';
 import { type FsyncMode, type QuarantineInfo, Spool } from './spool/spool.js';
 
 export const AgentState = {
@@ -85,6 +86,8 @@ export interface AgentOptions {
     readonly fsync?: FsyncMode;
     readonly fsyncMs?: number;
   };
+  /** Longest a statement waits for approval before it is refused (default 65 min). */
+  readonly statementReviewTimeoutMs?: number;
 }
 
 export interface AgentEvents {
@@ -113,6 +116,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly grantKeys: JwksCache;
   readonly audit: AuditSender;
   readonly spool: Spool;
+  private readonly reviews: StatementReviews;
   lastError: HoopError | undefined;
 
   constructor(private readonly options: AgentOptions) {
@@ -122,6 +126,18 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.engines = options.engines ?? defaultEngines(options.logger);
     this.backoff = new Backoff(options.backoff ?? { baseMs: 250, capMs: 15_000 });
     this.url = tunnelUrl(options.brokerUrl, '/v1/agent');
+    this.reviews = new StatementReviews({
+      clock: this.clock,
+      send: (message) => {
+        const endpoint = this.endpoint;
+        if (endpoint === undefined || !endpoint.isOpen) return false;
+        endpoint.sendControl(TUNNEL_STREAM, message);
+        return true;
+      },
+      ...(options.statementReviewTimeoutMs === undefined
+        ? {}
+        : { timeoutMs: options.statementReviewTimeoutMs }),
+    });
     const spoolLogger = options.logger.child({ component: 'spool' });
     this.spool = new Spool({
       dir: options.spool?.dir ?? defaultSpoolDir(options.token),
@@ -270,10 +286,15 @@ export class Agent extends EventEmitter<AgentEvents> {
           this.sessions.get(message.session)?.abort(hoopErrorOf(message.error));
         } else if (message.t === 'audit-ack') {
           this.audit.ack(message.seq);
+        } else if (message.t === 'review-pending') {
+          this.reviews.onPending(message);
+        } else if (message.t === 'review-decision') {
+          this.reviews.onDecision(message);
         }
       });
       endpoint.on('close', (err) => {
         this.audit.setChannel(undefined);
+        this.reviews.failAll();
         for (const abort of this.sessions.values()) abort.abort();
         fail(err ?? new HoopError('TUNNEL_CLOSED', 'the broker closed the tunnel'));
       });
@@ -394,6 +415,8 @@ export class Agent extends EventEmitter<AgentEvents> {
         logger: log,
         signal: abort.signal,
         policy,
+        reviewStatement: (statement, onPending, signal) =>
+          this.reviews.request(message.session, statement, onPending, signal),
         audit: (event) => {
           try {
             this.audit.push(event);

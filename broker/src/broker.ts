@@ -21,6 +21,7 @@ import { authRoutes } from './api/auth.js';
 import { connectionRoutes, policyRoutes } from './api/connections.js';
 import type { ApiDeps } from './api/context.js';
 import { grantRoutes } from './api/grants.js';
+import { reviewRoutes } from './api/reviews.js';
 import { serviceAccountRoutes } from './api/serviceaccounts.js';
 import { sessionRoutes } from './api/sessions.js';
 import { systemRoutes } from './api/system.js';
@@ -39,6 +40,8 @@ import { bearerToken } from './http/auth.js';
 import { Router, sendError } from './http/router.js';
 import { IdentityService } from './identity/service.js';
 import { type PostgresEndpoint, startPostgresEndpoint } from './native/postgres-endpoint.js';
+import { ReviewService } from './reviews/service.js';
+import { ReviewWebhook, type WebhookConfig, webhookConfigFromEnv } from './reviews/webhook.js';
 import { appendAuditEvents } from './store/audit.js';
 import { loadMasterKey, openDatabase, Store } from './store/index.js';
 import { Hub } from './tunnel/hub.js';
@@ -62,6 +65,11 @@ export interface StartBrokerOptions {
   readonly logger: Logger;
   /** Audit retention and recordings; read from HOOP_AUDIT_RETENTION / HOOP_RECORDINGS_DIR when omitted. */
   readonly audit?: AuditConfig;
+  /** Review notifications; read from HOOP_REVIEW_WEBHOOK_* (`input.reviewEnv`) when omitted. */
+  readonly reviewWebhook?: WebhookConfig;
+  /** How long a review may stay pending (default 1 h) and how often expiry is swept. */
+  readonly reviewPendingTtlSeconds?: number;
+  readonly reviewSweepMs?: number;
 }
 
 export async function startBroker(
@@ -69,6 +77,7 @@ export async function startBroker(
   options: StartBrokerOptions,
 ): Promise<Broker> {
   const config = resolveBrokerConfig(input);
+  const webhookConfig = options.reviewWebhook ?? webhookConfigFromEnv(input.reviewEnv ?? {});
   const clock = options.clock ?? systemClock;
   const logger = options.logger;
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
@@ -136,6 +145,32 @@ export async function startBroker(
       logger: logger.child({ component: 'audit' }),
     });
   }
+  const webhook =
+    webhookConfig === undefined
+      ? undefined
+      : new ReviewWebhook(webhookConfig, logger.child({ component: 'review-webhook' }));
+  const reviews = new ReviewService({
+    ctx: store.context,
+    audit,
+    grants,
+    logger: logger.child({ component: 'reviews' }),
+    policyOf: (connection) => store.getConnectionPolicy(connection),
+    terminateGrant: (grantId, error) => hub.terminateSessions({ grantId }, error),
+    ...(options.reviewPendingTtlSeconds === undefined
+      ? {}
+      : { pendingTtlSeconds: options.reviewPendingTtlSeconds }),
+    notify: (n) => {
+      webhook?.send(n);
+      if (n.event === 'review.decided' && n.review.kind === 'statement') {
+        hub.statementDecided(n.review);
+      }
+    },
+  });
+  hub.setStatementReviews(async (request) => (await reviews.requestStatement(request)).id);
+  const reviewSweep = setInterval(() => {
+    reviews.expireDue().catch((err) => logger.warn('review expiry sweep failed', { error: err }));
+  }, options.reviewSweepMs ?? 30_000);
+  reviewSweep.unref();
   const deps: ApiDeps = {
     store,
     hub,
@@ -157,7 +192,8 @@ export async function startBroker(
   apiKeyRoutes(router, deps);
   accessRoutes(router, deps);
   trustRoutes(router, deps);
-  grantRoutes(router, deps, grants);
+  grantRoutes(router, deps, grants, reviews);
+  reviewRoutes(router, deps, reviews);
 
   const server = createServer((req, res) => {
     handleAuditExport(deps, req, res)
@@ -259,6 +295,8 @@ export async function startBroker(
     close: () => {
       closing ??= (async () => {
         sweeper?.stop();
+        clearInterval(reviewSweep);
+        webhook?.close();
         await pgEndpoint?.close();
         hub.close();
         wss.close();

@@ -51,6 +51,12 @@ export interface BrokerConfigInput {
   pgListen?: string;
   /** HOOP_AUDIT_RETENTION (e.g. `90d`) and HOOP_RECORDINGS_DIR, as the user typed them. */
   auditEnv?: { HOOP_AUDIT_RETENTION?: string; HOOP_RECORDINGS_DIR?: string };
+  /** HOOP_REVIEW_WEBHOOK_URL / _SECRET / _FORMAT, as the user set them. */
+  reviewEnv?: {
+    HOOP_REVIEW_WEBHOOK_URL?: string;
+    HOOP_REVIEW_WEBHOOK_SECRET?: string;
+    HOOP_REVIEW_WEBHOOK_FORMAT?: string;
+  };
   limits?: Partial<TunnelLimits>;
   oidcIssuer?: string;
   oidcClientId?: string;
@@ -114,6 +120,15 @@ export function brokerConfigFromEnv(env: NodeJS.ProcessEnv): BrokerConfigInput {
     ...(env['HOOP_AUDIT_RETENTION'] ? { HOOP_AUDIT_RETENTION: env['HOOP_AUDIT_RETENTION'] } : {}),
     ...(env['HOOP_RECORDINGS_DIR'] ? { HOOP_RECORDINGS_DIR: env['HOOP_RECORDINGS_DIR'] } : {}),
   };
+  input.reviewEnv = {};
+  for (const key of [
+    'HOOP_REVIEW_WEBHOOK_URL',
+    'HOOP_REVIEW_WEBHOOK_SECRET',
+    'HOOP_REVIEW_WEBHOOK_FORMAT',
+  ] as const) {
+    const value = env[key];
+    if (value) input.reviewEnv[key] = value;
+  }
   if (env['HOOP_OIDC_ISSUER']) input.oidcIssuer = env['HOOP_OIDC_ISSUER'];
   if (env['HOOP_OIDC_CLIENT_ID']) input.oidcClientId = env['HOOP_OIDC_CLIENT_ID'];
   if (env['HOOP_OIDC_CLIENT_SECRET']) input.oidcClientSecret = env['HOOP_OIDC_CLIENT_SECRET'];

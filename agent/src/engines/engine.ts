@@ -12,6 +12,22 @@ export interface ResolvedCredential {
   readonly password: string | undefined;
 }
 
+/** What an engine learns about a statement held for approval. */
+export type StatementDecision =
+  | { readonly approved: true; readonly review: string }
+  | { readonly approved: false; readonly review?: string; readonly message: string };
+
+/**
+ * Asks approvers about one statement (a statement review at the broker). `onPending` is called
+ * once the review exists, with its id (so the engine can tell the client what it waits for).
+ * Resolves with the decision; a timeout, a lost tunnel or an aborted session is a refusal.
+ */
+export type StatementReviewer = (
+  statement: string,
+  onPending: (review: string) => void,
+  signal: AbortSignal,
+) => Promise<StatementDecision>;
+
 export interface EngineSession {
   /** Unique id of this session (from the broker). */
   readonly sessionId: string;
@@ -29,6 +45,8 @@ export interface EngineSession {
   readonly policy: Policy;
   /** Where the engine sends audit events (statements, denials, masking summaries). */
   readonly audit: AuditSink;
+  /** Statement reviews through the broker; absent when the agent cannot ask (fail closed). */
+  readonly reviewStatement?: StatementReviewer;
 }
 
 export interface Engine {

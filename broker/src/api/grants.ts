@@ -10,10 +10,16 @@ import { type GrantService, looksLikeJwt } from '../grants/service.js';
 import { bearerToken } from '../http/auth.js';
 import type { Router } from '../http/router.js';
 import { type Action, type Caller, actions as knownActions } from '../identity/caller.js';
+import { ReviewService } from '../reviews/service.js';
 import { grantConnection } from '../store/grants.js';
 import { type ApiDeps, authenticate, requireAdmin, stringField } from './context.js';
 
-export function grantRoutes(router: Router, deps: ApiDeps, grants: GrantService): void {
+export function grantRoutes(
+  router: Router,
+  deps: ApiDeps,
+  grants: GrantService,
+  reviews?: ReviewService,
+): void {
   router.add('GET', '/.well-known/jwks.json', async () => ({ body: await grants.keys.jwks() }));
 
   router.add('POST', '/api/v1/grants', async ({ req, body }) => {
@@ -37,6 +43,18 @@ export function grantRoutes(router: Router, deps: ApiDeps, grants: GrantService)
         'CONNECTION_NOT_FOUND',
         `no connection named ${connection} that you may use`,
       );
+    }
+    if (
+      reviews !== undefined &&
+      ReviewService.accessRequired(await deps.store.getConnectionPolicy(connection))
+    ) {
+      // Just-in-time approval: a review now, the grant once approvers agree.
+      const review = await reviews.requestAccess(caller, {
+        connection,
+        ...(ttlSeconds === undefined ? {} : { durationSeconds: ttlSeconds }),
+        ...(reason === undefined ? {} : { justification: reason }),
+      });
+      return { status: 202, body: { review } };
     }
     const minted = await grants.mint({
       subject: { userId: caller.userId, name: caller.name },

@@ -247,6 +247,35 @@ export function openApiDocument(version: string): unknown {
           },
         },
       },
+      '/api/v1/reviews': {
+        get: {
+          summary: 'Reviews you requested or may approve (admins: all), newest first',
+          parameters: [
+            { name: 'status', in: 'query', schema: { type: 'string' } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', maximum: 1000 } },
+          ],
+          responses: { '200': { description: 'An array of reviews (id, status, …)' }, ...errors },
+        },
+      },
+      '/api/v1/reviews/{id}': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        get: {
+          summary: 'Show a review; its requester also gets `grant` once it is approved',
+          responses: { '200': { description: 'OK' }, ...errors },
+        },
+      },
+      ...Object.fromEntries(
+        (['approve', 'reject', 'revoke'] as const).map((action) => [
+          `/api/v1/reviews/{id}/${action}`,
+          {
+            parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+            post: {
+              summary: `${action[0]?.toUpperCase()}${action.slice(1)} a review (body: {reason})`,
+              responses: { '200': { description: 'The review after the decision' }, ...errors },
+            },
+          },
+        ]),
+      ),
     },
   };
 }

@@ -14,6 +14,7 @@ export type BrokerAuditType =
   | 'grant-revoked'
   | 'admin-change'
   | 'review-created'
+  | 'review-approval'
   | 'review-decided';
 
 export interface BrokerAuditEvent {

@@ -24,7 +24,7 @@ export const DEFAULT_GRANT_CAP_SECONDS = 8 * 60 * 60;
 export const GRANT_TTL_CEILING_SECONDS = 24 * 60 * 60;
 export const MAX_REASON_LENGTH = 500;
 
-export type GrantVia = 'token' | 'apikey' | 'oidc' | 'ci' | 'session';
+export type GrantVia = 'token' | 'apikey' | 'oidc' | 'ci' | 'session' | 'review';
 
 /** The verified payload of a grant. */
 export interface GrantClaims {

@@ -172,6 +172,42 @@ export class GrantService {
     };
   }
 
+  /**
+   * The JWT of an existing, still usable grant, signed again from its stored facts (same jti,
+   * subject, connection, actions and window). Lets a requester fetch the grant an approver's
+   * decision minted without the token ever being stored.
+   */
+  async reissue(id: string): Promise<MintedGrant> {
+    await this.assertUsable(id);
+    const row = await getGrant(this.ctx, id);
+    if (row === undefined) throw invalid('this broker has no record of it');
+    const { kid, key } = await this.keys.signingKey();
+    const iat = Math.floor(row.issuedAt.getTime() / 1000);
+    const exp = Math.floor(row.expiresAt.getTime() / 1000);
+    const grant = await new SignJWT({
+      name: row.subjectName,
+      conn: row.connectionName,
+      act: row.actions,
+      ...(row.reason === null ? {} : { reason: row.reason }),
+    })
+      .setProtectedHeader({ alg: GRANT_ALGORITHM, kid, typ: GRANT_TYPE })
+      .setIssuer(this.issuer)
+      .setAudience(this.audience)
+      .setSubject(row.userId)
+      .setJti(row.id)
+      .setIssuedAt(iat)
+      .setExpirationTime(exp)
+      .sign(key);
+    return {
+      id: row.id,
+      grant,
+      expiresAt: exp * 1000,
+      ttlSeconds: exp - iat,
+      capped: false,
+      connection: row.connectionName,
+    };
+  }
+
   /** The session grant for a token-authenticated client opening `connection`. */
   mintSession(
     subject: { readonly userId: string; readonly name: string },

@@ -175,6 +175,7 @@ export async function listGrants(
             eq(grants.via, 'apikey'),
             eq(grants.via, 'oidc'),
             eq(grants.via, 'ci'),
+            eq(grants.via, 'review'),
           ),
       options.activeOnly === true
         ? and(isNull(grants.revokedAt), gt(grants.expiresAt, now))

@@ -260,6 +260,60 @@ export const recordingChunks = pgTable(
   (t) => [uniqueIndex('recording_chunks_session_seq_idx').on(t.sessionId, t.seq)],
 );
 
+export const reviewKinds = ['access', 'statement'] as const;
+export const reviewStatuses = ['pending', 'approved', 'rejected', 'expired', 'revoked'] as const;
+export type ReviewKind = (typeof reviewKinds)[number];
+export type ReviewStatus = (typeof reviewStatuses)[number];
+
+/** One approval given to a review. */
+export interface ReviewApproval {
+  readonly user: string;
+  readonly userId: string;
+  /** ISO time */
+  readonly at: string;
+  readonly reason?: string;
+}
+
+/** Just-in-time approvals: an access window or one statement, waiting for approvers. */
+export const reviews = pgTable(
+  'reviews',
+  {
+    id: text('id').primaryKey(),
+    kind: text('kind', { enum: reviewKinds }).notNull(),
+    connectionName: text('connection_name').notNull(),
+    requesterId: text('requester_id').notNull(),
+    requesterName: text('requester_name').notNull(),
+    justification: text('justification'),
+    /** Access reviews: the window asked for, in seconds. */
+    durationSeconds: integer('duration_seconds'),
+    /** Statement reviews: the statement held. */
+    statement: text('statement'),
+    /** Statement reviews: the session holding it. */
+    sessionId: text('session_id'),
+    status: text('status', { enum: reviewStatuses }).notNull(),
+    approvals: jsonb('approvals').$type<ReviewApproval[]>().notNull().default([]),
+    /** Who rejected or revoked it, and why. */
+    decidedBy: text('decided_by'),
+    decisionReason: text('decision_reason'),
+    createdAt: createdAt(),
+    /** A pending review past this time is expired. */
+    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+    decidedAt: timestamp('decided_at', { withTimezone: true, mode: 'date' }),
+    /** Access reviews: the grant minted on approval. */
+    grantId: text('grant_id'),
+  },
+  (t) => [
+    check(
+      'reviews_status_check',
+      sql`${t.status} in ('pending', 'approved', 'rejected', 'expired', 'revoked')`,
+    ),
+    check('reviews_kind_check', sql`${t.kind} in ('access', 'statement')`),
+    index('reviews_status_idx').on(t.status, t.createdAt),
+    index('reviews_requester_idx').on(t.requesterId),
+  ],
+);
+
+export type ReviewRow = typeof reviews.$inferSelect;
 export type AuditEventRow = typeof auditEvents.$inferSelect;
 export type AccessRuleRow = typeof accessRules.$inferSelect;
 export type TrustPolicyRow = typeof trustPolicies.$inferSelect;

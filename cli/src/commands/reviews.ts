@@ -60,7 +60,7 @@ export async function waitForReview(
           { hint: 'Request access again, or ask an approver why.' },
         );
       }
-      if (review.status === 'approved') {
+      if (review.status === 'approved' && review.grantId !== null) {
         throw new HoopError(
           'GRANT_REVOKED',
           `review ${id} was approved but its grant is no longer usable`,

@@ -7,6 +7,9 @@
  *   guardrails: { deny: [ {statements: [drop, …]}, {rule: delete-without-where}, {functions: [...]}, … ] }
  *   masking:    { columns: [ {column: schema.table.column, strategy: redact|partial|hash} ], detectors: [email, …] }
  *   recording:  { enabled: true }
+ *   reviews:    { approvers: [dba], min_approvals: 1,
+ *                 access: { required: true, max_duration: 2h, justification: required },
+ *                 statements: [ddl, write] }
  */
 import { HoopError } from '../errors.js';
 
@@ -62,7 +65,50 @@ export interface ColumnMask {
   readonly strategy: MaskStrategy;
 }
 
+/** Statement classes a review can hold: `ddl`, `write`, or any single statement kind. */
+export const reviewStatementClasses = ['ddl', 'write', ...statementKinds] as const;
+export type ReviewStatementClass = (typeof reviewStatementClasses)[number];
+
+/** The statement kinds each review class covers. */
+export const reviewClassKinds: Readonly<Record<'ddl' | 'write', readonly StatementKind[]>> = {
+  ddl: ['create', 'alter', 'drop', 'truncate', 'grant', 'revoke'],
+  write: ['insert', 'update', 'delete', 'merge', 'copy'],
+};
+
+export const justificationModes = ['required', 'optional'] as const;
+export type JustificationMode = (typeof justificationModes)[number];
+
+/** Human approval: whole-access windows and single statements. Keys as the user writes them. */
+export interface ReviewsPolicy {
+  /** Groups whose members may approve (admins always may). */
+  readonly approvers: readonly string[];
+  /** Distinct approvers needed (never the requester). */
+  readonly min_approvals: number;
+  readonly access?: {
+    readonly required: boolean;
+    /** Longest window a review may ask for, as written (`2h`, `30m`, `90s`, seconds). */
+    readonly max_duration: string;
+    readonly justification: JustificationMode;
+  };
+  readonly statements?: readonly ReviewStatementClass[];
+}
+
+export const DEFAULT_REVIEW_MAX_DURATION = '1h';
+export const MAX_REVIEW_MIN_APPROVALS = 10;
+
+/** `90s`, `10m`, `2h`, `1d` or plain seconds → seconds; undefined when it is none of those. */
+export function parseDurationSeconds(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) && value > 0 ? value : undefined;
+  if (typeof value !== 'string') return undefined;
+  const m = /^(\d{1,7})(s|m|h|d)?$/.exec(value.trim());
+  if (m === null) return undefined;
+  const n = Number(m[1]);
+  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
+  return n > 0 ? n * unit : undefined;
+}
+
 export interface Policy {
+  readonly reviews?: ReviewsPolicy;
   readonly guardrails?: { readonly deny: readonly GuardrailDeny[] };
   readonly masking?: {
     readonly columns?: readonly ColumnMask[];
@@ -76,7 +122,7 @@ export const defaultPolicy: Policy = { recording: { enabled: true } };
 
 function fail(path: string, message: string): never {
   throw new HoopError('INVALID_REQUEST', `policy ${path}: ${message}`, {
-    hint: 'See the policy schema in the README (guardrails, masking, recording).',
+    hint: 'See the policy schema in the README (guardrails, masking, recording, reviews).',
   });
 }
 
@@ -129,7 +175,7 @@ function column(value: unknown, path: string): string {
 
 /** Validates a parsed document (from YAML or JSON) into a Policy. */
 export function parsePolicy(value: unknown): Policy {
-  const root = object(value ?? {}, 'document', ['guardrails', 'masking', 'recording']);
+  const root = object(value ?? {}, 'document', ['guardrails', 'masking', 'recording', 'reviews']);
   const policy: { -readonly [K in keyof Policy]: Policy[K] } = {};
   if (root['guardrails'] !== undefined) {
     const g = object(root['guardrails'], 'guardrails', ['deny']);
@@ -180,7 +226,64 @@ export function parsePolicy(value: unknown): Policy {
   } else {
     policy.recording = { enabled: true };
   }
+  if (root['reviews'] !== undefined) policy.reviews = parseReviews(root['reviews']);
   return policy;
+}
+
+function parseReviews(value: unknown): ReviewsPolicy {
+  const r = object(value, 'reviews', ['approvers', 'min_approvals', 'access', 'statements']);
+  const approvers = list(r['approvers'] ?? [], 'reviews.approvers').map((g, i) => {
+    if (typeof g !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$/.test(g))
+      fail(`reviews.approvers[${i}]`, `${JSON.stringify(g)} is not a group name`);
+    return g;
+  });
+  const min = r['min_approvals'] ?? 1;
+  if (
+    typeof min !== 'number' ||
+    !Number.isInteger(min) ||
+    min < 1 ||
+    min > MAX_REVIEW_MIN_APPROVALS
+  )
+    fail('reviews.min_approvals', `must be a whole number from 1 to ${MAX_REVIEW_MIN_APPROVALS}`);
+  const out: { -readonly [K in keyof ReviewsPolicy]: ReviewsPolicy[K] } = {
+    approvers,
+    min_approvals: min,
+  };
+  if (r['access'] !== undefined) {
+    const a = object(r['access'], 'reviews.access', ['required', 'max_duration', 'justification']);
+    const required = a['required'] ?? true;
+    if (typeof required !== 'boolean') fail('reviews.access.required', 'must be true or false');
+    const maxDuration = a['max_duration'] ?? DEFAULT_REVIEW_MAX_DURATION;
+    if (parseDurationSeconds(maxDuration) === undefined)
+      fail(
+        'reviews.access.max_duration',
+        `${JSON.stringify(maxDuration)} is not a duration (90s, 10m, 2h, 1d)`,
+      );
+    out.access = {
+      required,
+      max_duration: String(maxDuration),
+      justification:
+        a['justification'] === undefined
+          ? 'optional'
+          : oneOf(a['justification'], justificationModes, 'reviews.access.justification', 'mode'),
+    };
+  }
+  if (r['statements'] !== undefined) {
+    out.statements = list(r['statements'], 'reviews.statements').map((s, i) =>
+      oneOf(s, reviewStatementClasses, `reviews.statements[${i}]`, 'statement class'),
+    );
+  }
+  return out;
+}
+
+/** The statement kinds a policy holds for review (its `reviews.statements`, classes expanded). */
+export function reviewedStatementKinds(policy: Policy): ReadonlySet<StatementKind> {
+  const kinds = new Set<StatementKind>();
+  for (const c of policy.reviews?.statements ?? []) {
+    if (c === 'ddl' || c === 'write') for (const k of reviewClassKinds[c]) kinds.add(k);
+    else kinds.add(c);
+  }
+  return kinds;
 }
 
 /** True when the policy asks the engine to look at content (guardrails or masking). */
@@ -188,6 +291,7 @@ export function policyInspectsContent(policy: Policy): boolean {
   return (
     (policy.guardrails?.deny.length ?? 0) > 0 ||
     (policy.masking?.columns?.length ?? 0) > 0 ||
-    (policy.masking?.detectors?.length ?? 0) > 0
+    (policy.masking?.detectors?.length ?? 0) > 0 ||
+    (policy.reviews?.statements?.length ?? 0) > 0
   );
 }

@@ -201,7 +201,14 @@ export class FrameConnection {
       return;
     }
     if (frame.stream === TUNNEL_STREAM) {
-      if (control?.t === 'audit' || control?.t === 'audit-ack' || control?.t === 'terminate') {
+      if (
+        control?.t === 'audit' ||
+        control?.t === 'audit-ack' ||
+        control?.t === 'terminate' ||
+        control?.t === 'review-request' ||
+        control?.t === 'review-pending' ||
+        control?.t === 'review-decision'
+      ) {
         this.handlers?.onFrame(frame, control);
         return;
       }

@@ -97,6 +97,39 @@ export interface TunnelErrorMessage {
   readonly error: ErrorBody;
 }
 
+/** Longest statement an agent may hold for review (REVIEW_STATEMENT_TOO_LONG past it). */
+export const MAX_REVIEW_STATEMENT_BYTES = 65_536;
+
+/**
+ * Agent → broker on stream 0: a session's statement needs approval. `ref` is the agent's id for
+ * this request (unique per agent connection); the broker answers `review-pending`, later
+ * `review-decision`, with the same `ref`.
+ */
+export interface ReviewRequestMessage {
+  readonly t: 'review-request';
+  readonly session: string;
+  readonly ref: number;
+  readonly statement: string;
+}
+
+/** Broker → agent on stream 0: the review for `ref` exists (or could not be created: `error`). */
+export interface ReviewPendingMessage {
+  readonly t: 'review-pending';
+  readonly ref: number;
+  readonly review?: string;
+  readonly error?: ErrorBody;
+}
+
+/** Broker → agent on stream 0: the review for `ref` was decided. */
+export interface ReviewDecisionMessage {
+  readonly t: 'review-decision';
+  readonly ref: number;
+  readonly review: string;
+  readonly status: 'approved' | 'rejected' | 'expired' | 'revoked';
+  readonly by?: string;
+  readonly reason?: string;
+}
+
 export type ControlMessage =
   | HelloMessage
   | OpenConnectionMessage
@@ -107,7 +140,10 @@ export type ControlMessage =
   | TunnelErrorMessage
   | AuditBatchMessage
   | AuditAckMessage
-  | TerminateMessage;
+  | TerminateMessage
+  | ReviewRequestMessage
+  | ReviewPendingMessage
+  | ReviewDecisionMessage;
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -214,6 +250,37 @@ export function decodeControl(body: Buffer): ControlMessage {
       break;
     case 'open-ok':
       str(o, 'session');
+      break;
+    case 'review-request': {
+      str(o, 'session');
+      int(o, 'ref');
+      const statement = o['statement'];
+      if (
+        typeof statement !== 'string' ||
+        Buffer.byteLength(statement) > MAX_REVIEW_STATEMENT_BYTES
+      ) {
+        throw malformed(
+          `field statement must be a string of at most ${MAX_REVIEW_STATEMENT_BYTES} bytes`,
+        );
+      }
+      break;
+    }
+    case 'review-pending':
+      int(o, 'ref');
+      str(o, 'review', true);
+      errorBody(o, 'error', true);
+      if ((o['review'] === undefined) === (o['error'] === undefined)) {
+        throw malformed('review-pending needs exactly one of review, error');
+      }
+      break;
+    case 'review-decision':
+      int(o, 'ref');
+      str(o, 'review');
+      if (!['approved', 'rejected', 'expired', 'revoked'].includes(o['status'] as string)) {
+        throw malformed('unknown review status');
+      }
+      str(o, 'by', true);
+      str(o, 'reason', true);
       break;
     case 'open-error':
     case 'error':
