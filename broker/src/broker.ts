@@ -6,7 +6,7 @@
  *                            │
  *                         Store (PGlite or PostgreSQL)
  */
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -264,6 +264,14 @@ export async function startBroker(
       pgEndpoint = await startPostgresEndpoint({
         host: config.pgListen.host,
         port: config.pgListen.port,
+        ...(config.pgTls === undefined
+          ? {}
+          : {
+              tls: {
+                cert: await readFile(config.pgTls.certFile),
+                key: await readFile(config.pgTls.keyFile),
+              },
+            }),
         brokerUrl: url,
         authenticate: (token) =>
           looksLikeJwt(token)

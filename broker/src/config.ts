@@ -15,6 +15,8 @@ export interface BrokerConfig {
   readonly adminToken: string | undefined;
   /** Native Postgres endpoint address (HOOP_PG_LISTEN), or undefined when off. */
   readonly pgListen: { host: string; port: number } | undefined;
+  /** PEM files for TLS on the native endpoint (HOOP_PG_TLS_CERT, HOOP_PG_TLS_KEY). */
+  readonly pgTls: { certFile: string; keyFile: string } | undefined;
   readonly limits: TunnelLimits;
   /** Largest JSON request body. */
   readonly maxBodyBytes: number;
@@ -49,6 +51,8 @@ export interface BrokerConfigInput {
   masterKey?: string;
   adminToken?: string;
   pgListen?: string;
+  pgTlsCert?: string;
+  pgTlsKey?: string;
   /** HOOP_AUDIT_RETENTION (e.g. `90d`) and HOOP_RECORDINGS_DIR, as the user typed them. */
   auditEnv?: { HOOP_AUDIT_RETENTION?: string; HOOP_RECORDINGS_DIR?: string };
   /** HOOP_REVIEW_WEBHOOK_URL / _SECRET / _FORMAT, as the user set them. */
@@ -101,6 +105,7 @@ export function resolveBrokerConfig(input: BrokerConfigInput): BrokerConfig {
     masterKey: input.masterKey || undefined,
     adminToken: input.adminToken || undefined,
     pgListen: input.pgListen ? parseListen(input.pgListen) : undefined,
+    pgTls: pgTlsOf(input),
     limits: resolveLimits(input.limits),
     maxBodyBytes: 1024 * 1024,
     maxTokenBytes: 8 * 1024,
@@ -116,6 +121,8 @@ export function brokerConfigFromEnv(env: NodeJS.ProcessEnv): BrokerConfigInput {
   if (env['HOOP_MASTER_KEY']) input.masterKey = env['HOOP_MASTER_KEY'];
   if (env['HOOP_ADMIN_TOKEN']) input.adminToken = env['HOOP_ADMIN_TOKEN'];
   if (env['HOOP_PG_LISTEN']) input.pgListen = env['HOOP_PG_LISTEN'];
+  if (env['HOOP_PG_TLS_CERT']) input.pgTlsCert = env['HOOP_PG_TLS_CERT'];
+  if (env['HOOP_PG_TLS_KEY']) input.pgTlsKey = env['HOOP_PG_TLS_KEY'];
   input.auditEnv = {
     ...(env['HOOP_AUDIT_RETENTION'] ? { HOOP_AUDIT_RETENTION: env['HOOP_AUDIT_RETENTION'] } : {}),
     ...(env['HOOP_RECORDINGS_DIR'] ? { HOOP_RECORDINGS_DIR: env['HOOP_RECORDINGS_DIR'] } : {}),
@@ -134,4 +141,14 @@ export function brokerConfigFromEnv(env: NodeJS.ProcessEnv): BrokerConfigInput {
   if (env['HOOP_OIDC_CLIENT_SECRET']) input.oidcClientSecret = env['HOOP_OIDC_CLIENT_SECRET'];
   if (env['HOOP_OIDC_GROUPS_CLAIM']) input.oidcGroupsClaim = env['HOOP_OIDC_GROUPS_CLAIM'];
   return input;
+}
+
+function pgTlsOf(input: BrokerConfigInput): { certFile: string; keyFile: string } | undefined {
+  if (!input.pgTlsCert && !input.pgTlsKey) return undefined;
+  if (!input.pgTlsCert || !input.pgTlsKey) {
+    throw new HoopError('USAGE', 'HOOP_PG_TLS_CERT and HOOP_PG_TLS_KEY go together', {
+      hint: 'Set both to PEM files (certificate and private key) to offer TLS to Postgres clients.',
+    });
+  }
+  return { certFile: input.pgTlsCert, keyFile: input.pgTlsKey };
 }

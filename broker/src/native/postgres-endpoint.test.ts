@@ -4,6 +4,7 @@
  * of hoop — the connection name is its user and a hoop token its password.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -105,6 +106,103 @@ describe('native Postgres endpoint', () => {
       assert.deepEqual(rows, [{ one: 1 }]);
     } finally {
       await c.end();
+    }
+  });
+});
+
+describe('native Postgres endpoint with TLS', () => {
+  const haveOpenssl = spawnSync('openssl', ['version']).status === 0;
+  let dir: string;
+  let broker: Broker;
+  let agent: Agent;
+  let token: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'hoop-native-tls-'));
+    if (!haveOpenssl) return;
+    const made = spawnSync('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ]);
+    assert.equal(made.status, 0, String(made.stderr));
+    token = `hoop_pat_${randomBytes(24).toString('base64url')}`;
+    broker = await startBroker(
+      {
+        listen: '127.0.0.1:0',
+        pgListen: '127.0.0.1:0',
+        pgTlsCert: join(dir, 'cert.pem'),
+        pgTlsKey: join(dir, 'key.pem'),
+        dataDir: join(dir, 'data'),
+        adminToken: token,
+      },
+      { logger: silentLogger },
+    );
+    const created = await broker.store.createAgent('near-db');
+    await broker.store.createConnection({
+      name: 'local-pg',
+      agent: 'near-db',
+      type: 'postgres',
+      host: '127.0.0.1',
+      port: 5432,
+      user: 'postgres',
+      database: 'test',
+      tls: 'disable',
+    });
+    agent = new Agent({ brokerUrl: broker.url, token: created.token, logger: silentLogger });
+    agent.start();
+    await agent.waitConnected(10_000);
+  });
+
+  after(async () => {
+    await agent?.stop();
+    await broker?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('speaks TLS to clients that ask for it (sslmode=require) and plaintext to others', {
+    skip: !haveOpenssl && 'openssl is not installed',
+  }, async () => {
+    const secure = new pg.Client({
+      host: '127.0.0.1',
+      port: broker.pgPort as number,
+      user: 'local-pg',
+      password: token,
+      database: 'test',
+      ssl: { rejectUnauthorized: false },
+    });
+    await secure.connect();
+    try {
+      const stream = (secure as unknown as { connection: { stream: { encrypted?: boolean } } })
+        .connection.stream;
+      assert.equal(stream.encrypted, true, 'the client-broker hop is encrypted');
+      assert.deepEqual((await secure.query('select 7 as n')).rows, [{ n: 7 }]);
+    } finally {
+      await secure.end();
+    }
+    const plain = new pg.Client({
+      host: '127.0.0.1',
+      port: broker.pgPort as number,
+      user: 'local-pg',
+      password: token,
+      database: 'test',
+      ssl: false,
+    });
+    await plain.connect();
+    try {
+      assert.deepEqual((await plain.query('select 8 as n')).rows, [{ n: 8 }]);
+    } finally {
+      await plain.end();
     }
   });
 });

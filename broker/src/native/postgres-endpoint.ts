@@ -12,6 +12,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { pipeline } from 'node:stream';
+import { createSecureContext, TLSSocket } from 'node:tls';
 import {
   cancelRequest,
   encodeMessage,
@@ -30,6 +31,12 @@ export interface PostgresEndpointOptions {
   readonly authenticate: (token: string) => Promise<{ name: string } | undefined>;
   readonly logger: Logger;
   readonly handshakeTimeoutMs?: number;
+  /** PEM certificate and key: clients that ask for TLS get it; `require` refuses plaintext. */
+  readonly tls?: {
+    readonly cert: string | Buffer;
+    readonly key: string | Buffer;
+    readonly require?: boolean;
+  };
   /** Live cancel keys remembered (oldest forgotten first). */
   readonly maxCancelKeys?: number;
 }
@@ -70,6 +77,10 @@ export async function startPostgresEndpoint(
   const maxCancelKeys = options.maxCancelKeys ?? 100_000;
   const sockets = new Set<Socket>();
   const log = options.logger.child({ component: 'pg-endpoint' });
+  const secureContext =
+    options.tls === undefined
+      ? undefined
+      : createSecureContext({ cert: options.tls.cert, key: options.tls.key });
 
   const fatal = (socket: Socket, error: HoopError): void => {
     socket.end(
@@ -82,17 +93,43 @@ export async function startPostgresEndpoint(
     );
   };
 
-  const serve = async (socket: Socket): Promise<void> => {
-    const source = new StreamSource(
-      socket,
-      new PacketReader({ side: 'client', maxStartupBytes: 10_000, maxMessageBytes: 64 * 1024 }),
-      'client',
-      AbortSignal.timeout(options.handshakeTimeoutMs ?? 30_000),
-    );
+  const serve = async (conn: { socket: Socket }): Promise<void> => {
+    let socket = conn.socket;
+    const signal = AbortSignal.timeout(options.handshakeTimeoutMs ?? 30_000);
+    const sourceOf = (s: Socket) =>
+      new StreamSource(
+        s,
+        new PacketReader({ side: 'client', maxStartupBytes: 10_000, maxMessageBytes: 64 * 1024 }),
+        'client',
+        signal,
+      );
+    let source = sourceOf(socket);
     let packet = await source.startup();
     while (packet?.kind === 'ssl-request' || packet?.kind === 'gssenc-request') {
-      socket.write('N');
+      if (packet.kind === 'ssl-request' && secureContext !== undefined && socket === conn.socket) {
+        // TLS from here on: answer 'S', then the client starts the TLS handshake.
+        if (source.detach().length > 0) {
+          throw new HoopError('AUTH_REQUIRED', 'the client sent data after SSLRequest before TLS');
+        }
+        socket.write('S');
+        socket = new TLSSocket(conn.socket, { isServer: true, secureContext });
+        socket.on('error', () => {});
+        conn.socket = socket;
+        source = sourceOf(socket);
+      } else {
+        socket.write('N');
+      }
       packet = await source.startup();
+    }
+    if (
+      secureContext !== undefined &&
+      options.tls?.require === true &&
+      socket === conn.socket &&
+      !(socket instanceof TLSSocket)
+    ) {
+      throw new HoopError('AUTH_REQUIRED', 'this endpoint requires TLS', {
+        hint: 'Connect with sslmode=require.',
+      });
     }
     if (packet === undefined) return void socket.end();
     if (packet.kind === 'cancel-request') {
@@ -197,9 +234,10 @@ export async function startPostgresEndpoint(
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
-    serve(socket).catch((err: unknown) => {
+    const conn = { socket };
+    serve(conn).catch((err: unknown) => {
       const error = toHoopError(err);
-      if (!socket.destroyed) fatal(socket, error);
+      if (!conn.socket.destroyed) fatal(conn.socket, error);
       log.info('native session refused', { code: error.code, reason: error.message });
     });
   });
