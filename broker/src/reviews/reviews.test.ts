@@ -451,7 +451,8 @@ describe('reviews (broker + agent + PostgreSQL + webhook, in process)', () => {
       reviews.approve({ userId: 'u-abe', name: 'abe', role: 'user', groups: ['dba'] }, review.id),
       /expired/,
     );
-    assert.deepEqual(events, ['review-created', 'review-decided']);
+    assert.equal(events[0], 'review-created');
+    assert.ok(events.includes('review-decided'));
   });
 
   it('records every step in the audit log', async () => {
