@@ -220,29 +220,10 @@ export async function authenticateUserToken(
   ctx: StoreContext,
   token: string,
 ): Promise<AuthenticatedUser | undefined> {
-  if (typeof token !== 'string' || token.length === 0) return undefined;
-  const tokenHash = hashToken(token);
-  return guard('authenticate token', async () => {
-    const [row] = await ctx.db
-      .select({
-        tokenId: apiTokens.id,
-        expiresAt: apiTokens.expiresAt,
-        revokedAt: apiTokens.revokedAt,
-        userId: users.id,
-        name: users.name,
-        role: users.role,
-        disabled: users.disabled,
-      })
-      .from(apiTokens)
-      .innerJoin(users, eq(apiTokens.userId, users.id))
-      .where(eq(apiTokens.tokenHash, tokenHash))
-      .limit(1);
-    if (row === undefined || row.revokedAt !== null || row.disabled) return undefined;
-    const now = nowOf(ctx);
-    if (row.expiresAt !== null && row.expiresAt.getTime() <= now.getTime()) return undefined;
-    await ctx.db.update(apiTokens).set({ lastUsedAt: now }).where(eq(apiTokens.id, row.tokenId));
-    return { userId: row.userId, name: row.name, role: row.role, tokenId: row.tokenId };
-  });
+  const found = await authenticateBearer(ctx, token);
+  return found === undefined
+    ? undefined
+    : { userId: found.userId, name: found.name, role: found.role, tokenId: found.tokenId };
 }
 
 // ── identities: people (local, OIDC) and service accounts ─────────────────────
