@@ -6,18 +6,15 @@
  * working.
  */
 import assert from 'node:assert/strict';
-import { createHmac, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createHmac, generateKeyPairSync, sign } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { Agent } from '@hoop/agent';
 import { createLogger, FakeClock, HoopError, type Logger, TunnelClient } from '@hoop/shared';
 import { eq } from 'drizzle-orm';
 import pg from 'pg';
 import WebSocket from 'ws';
-import { type Broker, startBroker } from '../broker.js';
+import type { Broker } from '../broker.js';
 import { auditEvents, connections, grants as grantsTable } from '../store/schema.js';
+import { addLocalPgConnection, startTestBroker, type TestBroker } from '../testing/index.js';
 import { GrantService } from './service.js';
 
 const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
@@ -42,9 +39,8 @@ interface Minted {
 }
 
 describe('grants (broker + agent + PostgreSQL, in process)', () => {
-  let dir: string;
+  let t: TestBroker;
   let broker: Broker;
-  let agent: Agent;
   let adminToken: string;
   let userToken: string;
   let pgPort: number;
@@ -56,23 +52,8 @@ describe('grants (broker + agent + PostgreSQL, in process)', () => {
     write: (line) => logLines.push(line),
   });
 
-  async function api(
-    method: string,
-    path: string,
-    token: string | undefined,
-    body?: unknown,
-  ): Promise<{ status: number; body: Record<string, unknown> & { error?: { code: string } } }> {
-    const res = await fetch(new URL(path, broker.url), {
-      method,
-      headers: {
-        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text === '' ? {} : JSON.parse(text) };
-  }
+  const api: TestBroker['request'] = (method, path, token, body) =>
+    t.request(method, path, token, body);
 
   async function mint(
     connection: string,
@@ -132,26 +113,13 @@ describe('grants (broker + agent + PostgreSQL, in process)', () => {
   }
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'hoop-grants-'));
-    adminToken = `hoop_pat_${randomBytes(24).toString('base64url')}`;
+    t = await startTestBroker({ prefix: 'hoop-grants-', pgListen: true, logger });
+    ({ broker, adminToken } = t);
     secrets.push(adminToken);
-    broker = await startBroker(
-      { listen: '127.0.0.1:0', pgListen: '127.0.0.1:0', dataDir: dir, adminToken },
-      { logger },
-    );
     pgPort = broker.pgPort as number;
-    const created = await broker.store.createAgent('near-db');
+    await t.startAgent('near-db');
     for (const name of ['local-pg', 'other-pg']) {
-      await broker.store.createConnection({
-        name,
-        agent: 'near-db',
-        type: 'postgres',
-        host: '127.0.0.1',
-        port: 5432,
-        user: 'postgres',
-        database: 'test',
-        tls: 'disable',
-      });
+      await addLocalPgConnection(broker, name, 'near-db');
     }
     await broker.store.context.db
       .update(connections)
@@ -160,15 +128,10 @@ describe('grants (broker + agent + PostgreSQL, in process)', () => {
     const bob = await broker.store.createUser({ name: 'bob', role: 'user' });
     userToken = await broker.store.createUserToken(bob.id, 'test');
     secrets.push(userToken);
-    agent = new Agent({ brokerUrl: broker.url, token: created.token, logger });
-    agent.start();
-    await agent.waitConnected(10_000);
   });
 
   after(async () => {
-    await agent.stop();
-    await broker.close();
-    await rm(dir, { recursive: true, force: true });
+    await t.close();
     // Nothing the test minted or authenticated with was ever logged.
     const all = logLines.join('\n');
     for (const secret of secrets) {

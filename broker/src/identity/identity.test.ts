@@ -5,63 +5,31 @@
  * input the issue lists; each rejection has a stable code, leaks nothing, and the broker stays up.
  */
 import assert from 'node:assert/strict';
-import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createHmac } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { Agent, type Engine, EngineRegistry, type EngineSession } from '@hoop/agent';
-import { createLogger, type Policy, TunnelClient, type TunnelStream } from '@hoop/shared';
+import { createLogger, TunnelClient, type TunnelStream } from '@hoop/shared';
 import { generateKeyPair, SignJWT } from 'jose';
-import { type Broker, startBroker } from '../broker.js';
+import type { Broker } from '../broker.js';
 import { auditEvents } from '../store/schema.js';
+import {
+  addEchoConnection,
+  echoEngines,
+  type ApiReply as Reply,
+  startTestBroker,
+  type TestBroker,
+} from '../testing/index.js';
 import { startTestIssuer, type TestIssuer } from './test-issuer.js';
 
-class EchoEngine implements Engine {
-  readonly type = 'postgres' as const;
-  readonly policies: Policy[] = [];
-  serve(session: EngineSession): Promise<void> {
-    return new Promise((resolve) => {
-      session.client.pipe(session.client);
-      session.client.on('close', () => resolve());
-    });
-  }
-}
-
-interface Reply {
-  status: number;
-  body: Record<string, unknown> & { error?: { code: string; message: string } };
-  text: string;
-}
-
 describe('identities (users, service accounts, API keys, access rules, CI trust)', () => {
-  let dir: string;
+  let t: TestBroker;
   let broker: Broker;
-  let agent: Agent;
   let issuer: TestIssuer;
-  let adminToken: string;
   const logLines: string[] = [];
   const secrets: string[] = [];
 
-  async function call(
-    method: string,
-    path: string,
-    token?: string,
-    body?: unknown,
-  ): Promise<Reply> {
-    const res = await fetch(`${broker.url}${path}`, {
-      method,
-      headers: {
-        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text === '' ? {} : JSON.parse(text), text };
-  }
-  const admin = (method: string, path: string, body?: unknown) =>
-    call(method, path, adminToken, body);
+  const call = (method: string, path: string, token?: string, body?: unknown) =>
+    t.request(method, path, token, body);
+  const admin = (method: string, path: string, body?: unknown) => t.api(method, path, body);
 
   function assertRejected(reply: Reply, status: number, code: string, leaked?: string): void {
     assert.equal(reply.status, status, reply.text);
@@ -105,43 +73,25 @@ describe('identities (users, service accounts, API keys, access rules, CI trust)
   }
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'hoop-identity-'));
-    adminToken = `hoop_pat_${randomBytes(24).toString('base64url')}`;
-    secrets.push(adminToken);
     issuer = await startTestIssuer();
-    broker = await startBroker(
-      { listen: '127.0.0.1:0', dataDir: dir, adminToken },
-      { logger: createLogger({ level: 'debug', format: 'json', write: (l) => logLines.push(l) }) },
-    );
-    const { token } = await broker.store.createAgent('echo-agent');
-    for (const name of ['orders', 'billing', 'tagged']) {
-      await broker.store.createConnection({
-        name,
-        agent: 'echo-agent',
-        type: 'postgres',
-        host: '127.0.0.1',
-        port: 1,
-        user: 'x',
-        database: 'x',
-      });
-    }
-    const engines = new EngineRegistry();
-    engines.register(new EchoEngine());
-    agent = new Agent({
-      brokerUrl: broker.url,
-      token,
-      logger: createLogger({ write: () => {} }),
-      engines,
+    t = await startTestBroker({
+      prefix: 'hoop-identity-',
+      logger: createLogger({ level: 'debug', format: 'json', write: (l) => logLines.push(l) }),
     });
-    agent.start();
-    await agent.waitConnected(10_000);
+    broker = t.broker;
+    secrets.push(t.adminToken);
+    await t.startAgent('echo-agent', {
+      logger: createLogger({ write: () => {} }),
+      engines: echoEngines(),
+    });
+    for (const name of ['orders', 'billing', 'tagged']) {
+      await addEchoConnection(broker, name, 'echo-agent');
+    }
   });
 
   after(async () => {
-    await agent.stop();
-    await broker.close();
+    await t.close();
     await issuer.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   describe('local users', () => {

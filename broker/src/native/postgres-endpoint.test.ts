@@ -5,53 +5,32 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Agent } from '@hoop/agent';
-import { silentLogger } from '@hoop/shared';
 import pg from 'pg';
-import { type Broker, startBroker } from '../broker.js';
+import type { Broker } from '../broker.js';
+import { addLocalPgConnection, startTestBroker, type TestBroker } from '../testing/index.js';
+
+/** The machine's PostgreSQL as `local-pg`, behind a connected agent `near-db`. */
+async function withLocalPg(t: TestBroker): Promise<void> {
+  await t.startAgent('near-db');
+  await addLocalPgConnection(t.broker, 'local-pg', 'near-db');
+}
 
 describe('native Postgres endpoint', () => {
-  let dir: string;
-  let broker: Broker;
-  let agent: Agent;
+  let t: TestBroker;
   let token: string;
   let port: number;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'hoop-native-'));
-    token = `hoop_pat_${randomBytes(24).toString('base64url')}`;
-    broker = await startBroker(
-      { listen: '127.0.0.1:0', pgListen: '127.0.0.1:0', dataDir: dir, adminToken: token },
-      { logger: silentLogger },
-    );
-    port = broker.pgPort as number;
-    const created = await broker.store.createAgent('near-db');
-    await broker.store.createConnection({
-      name: 'local-pg',
-      agent: 'near-db',
-      type: 'postgres',
-      host: '127.0.0.1',
-      port: 5432,
-      user: 'postgres',
-      database: 'test',
-      tls: 'disable',
-    });
-    agent = new Agent({ brokerUrl: broker.url, token: created.token, logger: silentLogger });
-    agent.start();
-    await agent.waitConnected(10_000);
+    t = await startTestBroker({ prefix: 'hoop-native-', pgListen: true });
+    token = t.adminToken;
+    port = t.broker.pgPort as number;
+    await withLocalPg(t);
   });
 
-  after(async () => {
-    await agent.stop();
-    await broker.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => t.close());
 
   const client = (password: string, user = 'local-pg') =>
     new pg.Client({ host: '127.0.0.1', port, user, password, database: 'test', ssl: false });
@@ -112,14 +91,12 @@ describe('native Postgres endpoint', () => {
 
 describe('native Postgres endpoint with TLS', () => {
   const haveOpenssl = spawnSync('openssl', ['version']).status === 0;
-  let dir: string;
+  let t: TestBroker | undefined;
   let broker: Broker;
-  let agent: Agent;
   let token: string;
 
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'hoop-native-tls-'));
-    if (!haveOpenssl) return;
+  /** A self-signed certificate for localhost in `dir`, as the broker's pg TLS files. */
+  function selfSigned(dir: string) {
     const made = spawnSync('openssl', [
       'req',
       '-x509',
@@ -136,39 +113,23 @@ describe('native Postgres endpoint with TLS', () => {
       join(dir, 'cert.pem'),
     ]);
     assert.equal(made.status, 0, String(made.stderr));
-    token = `hoop_pat_${randomBytes(24).toString('base64url')}`;
-    broker = await startBroker(
-      {
-        listen: '127.0.0.1:0',
-        pgListen: '127.0.0.1:0',
-        pgTlsCert: join(dir, 'cert.pem'),
-        pgTlsKey: join(dir, 'key.pem'),
-        dataDir: join(dir, 'data'),
-        adminToken: token,
-      },
-      { logger: silentLogger },
-    );
-    const created = await broker.store.createAgent('near-db');
-    await broker.store.createConnection({
-      name: 'local-pg',
-      agent: 'near-db',
-      type: 'postgres',
-      host: '127.0.0.1',
-      port: 5432,
-      user: 'postgres',
-      database: 'test',
-      tls: 'disable',
+    return { pgTlsCert: join(dir, 'cert.pem'), pgTlsKey: join(dir, 'key.pem') };
+  }
+
+  before(async () => {
+    if (!haveOpenssl) return;
+    t = await startTestBroker({
+      prefix: 'hoop-native-tls-',
+      dataSubdir: 'data',
+      pgListen: true,
+      config: selfSigned,
     });
-    agent = new Agent({ brokerUrl: broker.url, token: created.token, logger: silentLogger });
-    agent.start();
-    await agent.waitConnected(10_000);
+    broker = t.broker;
+    token = t.adminToken;
+    await withLocalPg(t);
   });
 
-  after(async () => {
-    await agent?.stop();
-    await broker?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => t?.close());
 
   it('speaks TLS to clients that ask for it (sslmode=require) and plaintext to others', {
     skip: !haveOpenssl && 'openssl is not installed',

@@ -8,23 +8,19 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Agent } from '@hoop/agent';
 import { createLogger, FakeClock, parsePolicy, silentLogger } from '@hoop/shared';
 import { inArray } from 'drizzle-orm';
 import pg from 'pg';
-import { type Broker, startBroker } from '../broker.js';
+import type { Broker } from '../broker.js';
 import { GrantService } from '../grants/service.js';
 import { auditEvents } from '../store/schema.js';
+import { addLocalPgConnection, startTestBroker, type TestBroker } from '../testing/index.js';
 import { ReviewService } from './service.js';
 import { webhookBody } from './webhook.js';
 
-type Json = Record<string, unknown> & { error?: { code: string; message: string } };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until(check: () => boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -44,27 +40,16 @@ interface Delivery {
 }
 
 describe('reviews (broker + agent + PostgreSQL + webhook, in process)', () => {
-  let dir: string;
+  let t: TestBroker;
   let broker: Broker;
-  let agent: Agent;
   let adminToken: string;
   let receiver: Server;
   const deliveries: Delivery[] = [];
   let failNext = 1; // the receiver answers 500 to the first delivery: the broker must retry
   const tokens: Record<string, string> = {};
 
-  async function api(method: string, path: string, token: string | undefined, body?: unknown) {
-    const res = await fetch(new URL(path, broker.url), {
-      method,
-      headers: {
-        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    return { status: res.status, body: (text === '' ? {} : JSON.parse(text)) as Json };
-  }
+  const api: TestBroker['request'] = (method, path, token, body) =>
+    t.request(method, path, token, body);
   const as = (user: string) => tokens[user] as string;
 
   const pgClient = (password: string) =>
@@ -95,7 +80,6 @@ describe('reviews (broker + agent + PostgreSQL + webhook, in process)', () => {
   }
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'hoop-reviews-'));
     receiver = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -110,11 +94,11 @@ describe('reviews (broker + agent + PostgreSQL + webhook, in process)', () => {
       });
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-    adminToken = `hoop_pat_${randomBytes(24).toString('base64url')}`;
-    broker = await startBroker(
-      { listen: '127.0.0.1:0', pgListen: '127.0.0.1:0', dataDir: dir, adminToken },
-      {
-        logger: dbg,
+    t = await startTestBroker({
+      prefix: 'hoop-reviews-',
+      pgListen: true,
+      logger: dbg,
+      start: {
         reviewWebhook: {
           url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`,
           secret: SECRET,
@@ -125,33 +109,17 @@ describe('reviews (broker + agent + PostgreSQL + webhook, in process)', () => {
           maxQueued: 100,
         },
       },
-    );
-    const created = await broker.store.createAgent('near-db');
-    await broker.store.createConnection({
-      name: 'db',
-      agent: 'near-db',
-      type: 'postgres',
-      host: '127.0.0.1',
-      port: 5432,
-      user: 'postgres',
-      database: 'test',
-      tls: 'disable',
     });
+    ({ broker, adminToken } = t);
+    await t.startAgent('near-db');
+    await addLocalPgConnection(broker, 'db', 'near-db');
     for (const [name, group] of [
       ['rita', 'dev'],
       ['abe', 'dba'],
       ['bea', 'dba'],
       ['dan', 'dev'],
     ] as const) {
-      const password = `pw-${randomBytes(8).toString('hex')}`;
-      const made = await api('POST', '/api/v1/users', adminToken, {
-        name,
-        groups: [group],
-        password,
-      });
-      assert.equal(made.status, 201, JSON.stringify(made.body));
-      const login = await api('POST', '/api/v1/auth/login', undefined, { user: name, password });
-      tokens[name] = login.body['token'] as string;
+      tokens[name] = await t.addUser(name, [group]);
     }
     for (const group of ['dev', 'dba']) {
       const rule = await api('POST', '/api/v1/access/allow', adminToken, {
@@ -161,9 +129,6 @@ describe('reviews (broker + agent + PostgreSQL + webhook, in process)', () => {
       });
       assert.equal(rule.status, 201, JSON.stringify(rule.body));
     }
-    agent = new Agent({ brokerUrl: broker.url, token: created.token, logger: dbg });
-    agent.start();
-    await agent.waitConnected(10_000);
     await setPolicy({
       approvers: ['dba'],
       min_approvals: 1,
@@ -172,10 +137,8 @@ describe('reviews (broker + agent + PostgreSQL + webhook, in process)', () => {
   });
 
   after(async () => {
-    await agent.stop();
-    await broker.close();
+    await t.close();
     await new Promise<void>((r) => receiver.close(() => r()));
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('parses the reviews section strictly and keeps it re-parseable', () => {

@@ -1,76 +1,31 @@
 /** `hoop grants request|list|revoke` against a real in-process broker. */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { Agent } from '@hoop/agent';
-import { type Broker, startBroker } from '@hoop/broker';
-import { ExitCode, silentLogger } from '@hoop/shared';
+import type { Broker } from '@hoop/broker';
+import { addLocalPgConnection, startTestBroker, type TestBroker } from '@hoop/broker/testing';
+import { ExitCode } from '@hoop/shared';
 import pg from 'pg';
-
-const HOOP = fileURLToPath(new URL('../../bin/hoop.js', import.meta.url));
-
-/** Runs the real `hoop` binary (a child process, so its stdout is its own). */
-function run(
-  argv: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [HOOP, ...argv],
-      { env: { PATH: process.env['PATH'] ?? '', ...env }, timeout: 30_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-        resolve({ code, out: stdout, err: stderr });
-      },
-    );
-  });
-}
+import { runHoop as run, startHoop } from '../testing/hoop-binary.js';
 
 describe('hoop grants', () => {
-  let dir: string;
+  let t: TestBroker;
   let broker: Broker;
-  let agent: Agent;
   let env: Record<string, string>;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'hoop-cli-grants-'));
-    const adminToken = `hoop_pat_${randomBytes(24).toString('base64url')}`;
-    broker = await startBroker(
-      { listen: '127.0.0.1:0', dataDir: join(dir, 'data'), adminToken },
-      { logger: silentLogger },
-    );
-    const created = await broker.store.createAgent('a1');
-    agent = new Agent({ brokerUrl: broker.url, token: created.token, logger: silentLogger });
-    agent.start();
-    await agent.waitConnected(10_000);
-    await broker.store.createConnection({
-      name: 'db',
-      agent: 'a1',
-      type: 'postgres',
-      host: '127.0.0.1',
-      port: 5432,
-      user: 'postgres',
-      database: 'test',
-      tls: 'disable',
-    });
+    t = await startTestBroker({ prefix: 'hoop-cli-grants-', dataSubdir: 'data' });
+    broker = t.broker;
+    await t.startAgent('a1');
+    await addLocalPgConnection(broker, 'db', 'a1');
     env = {
-      HOOP_CONFIG: join(dir, 'config.json'),
+      HOOP_CONFIG: join(t.dir, 'config.json'),
       HOOP_BROKER_URL: broker.url,
-      HOOP_TOKEN: adminToken,
+      HOOP_TOKEN: t.adminToken,
     };
   });
 
-  after(async () => {
-    await agent.stop();
-    await broker.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => t.close());
 
   it('requests, lists and revokes a grant', async () => {
     const requested = await run(
@@ -124,13 +79,10 @@ describe('hoop grants', () => {
     const minted = JSON.parse((await run(['--json', 'grants', 'request', 'db'], env)).out) as {
       grant: string;
     };
-    const child = spawn(process.execPath, [HOOP, '--json', 'connect', 'db', '--port', '0'], {
-      env: {
-        PATH: process.env['PATH'] ?? '',
-        HOOP_CONFIG: env['HOOP_CONFIG'] as string,
-        HOOP_BROKER_URL: broker.url,
-        HOOP_GRANT: minted.grant,
-      },
+    const { child } = startHoop(['--json', 'connect', 'db', '--port', '0'], {
+      HOOP_CONFIG: env['HOOP_CONFIG'] as string,
+      HOOP_BROKER_URL: broker.url,
+      HOOP_GRANT: minted.grant,
     });
     try {
       const ready = await new Promise<{ port: number }>((resolve, reject) => {

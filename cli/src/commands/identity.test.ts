@@ -6,30 +6,22 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { Agent, type Engine, EngineRegistry, type EngineSession } from '@hoop/agent';
-import { type Broker, startBroker } from '@hoop/broker';
+import type { Broker } from '@hoop/broker';
+import {
+  addEchoConnection,
+  echoEngines,
+  startTestBroker,
+  type TestBroker,
+} from '@hoop/broker/testing';
 import { silentLogger, TunnelClient } from '@hoop/shared';
 import { Provider } from 'oidc-provider';
-
-const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/hoop.js');
-
-class EchoEngine implements Engine {
-  readonly type = 'postgres' as const;
-  serve(session: EngineSession): Promise<void> {
-    return new Promise((done) => {
-      session.client.pipe(session.client);
-      session.client.on('close', () => done());
-    });
-  }
-}
+import { HOOP_BIN as BIN } from '../testing/hoop-binary.js';
 
 interface Run {
   code: number;
@@ -125,9 +117,9 @@ class Browser {
 }
 
 describe('hoop identity commands and logins', () => {
+  let t: TestBroker;
   let dir: string;
   let broker: Broker;
-  let agent: Agent;
   let idp: Server;
   let issuer: string;
   let adminToken: string;
@@ -135,8 +127,6 @@ describe('hoop identity commands and logins', () => {
   let adminEnv: Record<string, string>;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'hoop-cli-identity-'));
-    adminToken = `hoop_pat_${randomBytes(24).toString('base64url')}`;
     callbackPort = await freePort();
 
     // the identity provider: one confidential client, accounts with a groups claim
@@ -177,34 +167,19 @@ describe('hoop identity commands and logins', () => {
     });
     handler = provider.callback() as never;
 
-    broker = await startBroker(
-      {
-        listen: '127.0.0.1:0',
-        dataDir: dir,
-        adminToken,
+    t = await startTestBroker({
+      prefix: 'hoop-cli-identity-',
+      config: () => ({
         oidcIssuer: issuer,
         oidcClientId: 'hoop-cli',
         oidcClientSecret: 'a-client-secret-for-tests-only',
-      },
-      { logger: silentLogger },
-    );
-    const { token } = await broker.store.createAgent('echo-agent');
+      }),
+    });
+    ({ broker, dir, adminToken } = t);
+    await t.startAgent('echo-agent', { engines: echoEngines() });
     for (const name of ['orders', 'billing']) {
-      await broker.store.createConnection({
-        name,
-        agent: 'echo-agent',
-        type: 'postgres',
-        host: '127.0.0.1',
-        port: 1,
-        user: 'x',
-        database: 'x',
-      });
+      await addEchoConnection(broker, name, 'echo-agent');
     }
-    const engines = new EngineRegistry();
-    engines.register(new EchoEngine());
-    agent = new Agent({ brokerUrl: broker.url, token, logger: silentLogger, engines });
-    agent.start();
-    await agent.waitConnected(10_000);
     adminEnv = {
       HOME: dir,
       HOOP_CONFIG: join(dir, 'admin.json'),
@@ -214,11 +189,9 @@ describe('hoop identity commands and logins', () => {
   });
 
   after(async () => {
-    await agent.stop();
-    await broker.close();
+    await t.close();
     idp.closeAllConnections();
     await new Promise((r) => idp.close(r));
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('admin users create (password on stdin, never argv), list, and a local login', async () => {

@@ -5,50 +5,11 @@
  * itself once another user approves; self-approval is refused; a rejection ends the wait.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { type Broker, startBroker } from '@hoop/broker';
-import { ExitCode, silentLogger } from '@hoop/shared';
-
-const HOOP = fileURLToPath(new URL('../../bin/hoop.js', import.meta.url));
-
-function run(
-  argv: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [HOOP, ...argv],
-      { env: { PATH: process.env['PATH'] ?? '', ...env }, timeout: 30_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-        resolve({ code, out: stdout, err: stderr });
-      },
-    );
-  });
-}
-
-/** Starts `hoop` and resolves with its exit; `stderr` grows as it writes. */
-function start(argv: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [HOOP, ...argv], {
-    env: { PATH: process.env['PATH'] ?? '', ...env },
-  });
-  const state = { out: '', err: '' };
-  child.stdout.on('data', (c: Buffer) => {
-    state.out += c.toString('utf8');
-  });
-  child.stderr.on('data', (c: Buffer) => {
-    state.err += c.toString('utf8');
-  });
-  const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
-  return { child, state, exited };
-}
+import { addLocalPgConnection, startTestBroker, type TestBroker } from '@hoop/broker/testing';
+import { ExitCode } from '@hoop/shared';
+import { runHoop as run, startHoop as start } from '../testing/hoop-binary.js';
 
 async function until(check: () => boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -59,73 +20,38 @@ async function until(check: () => boolean, ms = 10_000): Promise<void> {
 }
 
 describe('hoop reviews', () => {
-  let dir: string;
-  let broker: Broker;
+  let t: TestBroker;
   const env: Record<string, Record<string, string>> = {};
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'hoop-cli-reviews-'));
-    const adminToken = `hoop_pat_${randomBytes(24).toString('base64url')}`;
-    broker = await startBroker(
-      { listen: '127.0.0.1:0', dataDir: join(dir, 'data'), adminToken },
-      { logger: silentLogger },
-    );
-    await broker.store.createAgent('a1');
-    await broker.store.createConnection({
-      name: 'db',
-      agent: 'a1',
-      type: 'postgres',
-      host: '127.0.0.1',
-      port: 5432,
-      user: 'postgres',
-      database: 'test',
-      tls: 'disable',
-    });
-    const call = async (path: string, body: unknown, token = adminToken, method = 'POST') => {
-      const res = await fetch(new URL(path, broker.url), {
-        method,
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-      assert.ok(res.ok, `${path}: ${res.status}`);
-      return (await res.json()) as Record<string, unknown>;
+    t = await startTestBroker({ prefix: 'hoop-cli-reviews-', dataSubdir: 'data' });
+    await t.broker.store.createAgent('a1');
+    await addLocalPgConnection(t.broker, 'db', 'a1');
+    const call = async (method: string, path: string, body: unknown) => {
+      const res = await t.api(method, path, body);
+      assert.ok(res.status >= 200 && res.status < 300, `${path}: ${res.status}`);
     };
-    await call(
-      '/api/v1/connections/db/policy',
-      {
-        reviews: {
-          approvers: ['dba'],
-          access: { required: true, max_duration: '2h', justification: 'required' },
-        },
+    await call('PUT', '/api/v1/connections/db/policy', {
+      reviews: {
+        approvers: ['dba'],
+        access: { required: true, max_duration: '2h', justification: 'required' },
       },
-      adminToken,
-      'PUT',
-    );
+    });
     for (const [name, group] of [
       ['rita', 'dev'],
       ['abe', 'dba'],
     ] as const) {
-      const password = `pw-${randomBytes(8).toString('hex')}`;
-      await call('/api/v1/users', { name, groups: [group], password });
-      const login = await fetch(new URL('/api/v1/auth/login', broker.url), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ user: name, password }),
-      });
-      const token = ((await login.json()) as { token: string }).token;
-      await call('/api/v1/access/allow', { group, connection: 'db', actions: ['connect'] });
+      const token = await t.addUser(name, [group]);
+      await call('POST', '/api/v1/access/allow', { group, connection: 'db', actions: ['connect'] });
       env[name] = {
-        HOOP_CONFIG: join(dir, `${name}.json`),
-        HOOP_BROKER_URL: broker.url,
+        HOOP_CONFIG: join(t.dir, `${name}.json`),
+        HOOP_BROKER_URL: t.broker.url,
         HOOP_TOKEN: token,
       };
     }
   });
 
-  after(async () => {
-    await broker.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => t.close());
 
   it('--no-wait exits 7 (pending) with the review id; reviews list --json shows it', async () => {
     const res = await run(

@@ -5,40 +5,33 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Agent, type Engine, EngineRegistry, type EngineSession } from '@hoop/agent';
-import { type Broker, startBroker } from '@hoop/broker';
+import type { EngineSession } from '@hoop/agent';
+import type { Broker } from '@hoop/broker';
 import {
-  HoopError,
-  type Policy,
-  silentLogger,
-  TunnelClient,
-  type TunnelStream,
-} from '@hoop/shared';
+  addEchoConnection,
+  EchoEngine,
+  echoEngines,
+  startTestBroker,
+  type TestBroker,
+} from '@hoop/broker/testing';
+import { HoopError, type TunnelStream } from '@hoop/shared';
 
-class EchoEngine implements Engine {
-  readonly type = 'postgres' as const;
-  readonly policies: Policy[] = [];
-  serve(session: EngineSession): Promise<void> {
-    this.policies.push(session.policy);
-    return new Promise((resolve) => {
-      session.client.on('data', (chunk: Buffer) => {
-        if (chunk.toString().startsWith('audit:')) {
-          session.audit({
-            type: 'statement',
-            session: session.sessionId,
-            at: Date.now(),
-            text: chunk.toString().slice(6),
-            durationMs: 1,
-          });
-        }
-      });
-      session.client.pipe(session.client);
-      session.client.on('close', () => resolve());
+/** The echo engine that also records an audit statement for data starting `audit:`. */
+class AuditingEchoEngine extends EchoEngine {
+  override serve(session: EngineSession): Promise<void> {
+    session.client.on('data', (chunk: Buffer) => {
+      if (chunk.toString().startsWith('audit:')) {
+        session.audit({
+          type: 'statement',
+          session: session.sessionId,
+          at: Date.now(),
+          text: chunk.toString().slice(6),
+          durationMs: 1,
+        });
+      }
     });
+    return super.serve(session);
   }
 }
 
@@ -59,48 +52,21 @@ async function collect(stream: TunnelStream, bytes: number, delayMs = 0): Promis
 }
 
 describe('tunnel relay (broker + agent + CLI client, in process)', () => {
-  let dir: string;
+  let t: TestBroker;
   let broker: Broker;
-  let agent: Agent;
-  let adminToken: string;
-  const echo = new EchoEngine();
+  const echo = new AuditingEchoEngine();
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'hoop-tunnel-'));
-    adminToken = `hoop_pat_${randomBytes(24).toString('base64url')}`;
-    broker = await startBroker(
-      { listen: '127.0.0.1:0', dataDir: dir, adminToken },
-      { logger: silentLogger },
-    );
-    const { token } = await broker.store.createAgent('echo-agent');
-    await broker.store.createConnection({
-      name: 'echo',
-      agent: 'echo-agent',
-      type: 'postgres',
-      host: '127.0.0.1',
-      port: 1,
-      user: 'x',
-      database: 'x',
-    });
-    const engines = new EngineRegistry();
-    engines.register(echo);
-    agent = new Agent({ brokerUrl: broker.url, token, logger: silentLogger, engines });
-    agent.start();
-    await agent.waitConnected(10_000);
+    t = await startTestBroker({ prefix: 'hoop-tunnel-' });
+    broker = t.broker;
+    await t.startAgent('echo-agent', { engines: echoEngines(echo) });
+    await addEchoConnection(broker, 'echo', 'echo-agent');
   });
 
-  after(async () => {
-    await agent.stop();
-    await broker.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => t.close());
 
   it('carries 16 MiB both ways intact through a slow reader', async () => {
-    const client = new TunnelClient({
-      brokerUrl: broker.url,
-      token: adminToken,
-      logger: silentLogger,
-    });
+    const client = t.tunnel();
     try {
       const { stream } = await client.open({ t: 'open', connection: 'echo' });
       const payload = randomBytes(16 * 1024 * 1024);
@@ -116,11 +82,7 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
   });
 
   it('keeps other streams moving while one stream is not read at all', async () => {
-    const client = new TunnelClient({
-      brokerUrl: broker.url,
-      token: adminToken,
-      logger: silentLogger,
-    });
+    const client = t.tunnel();
     try {
       const stuck = (await client.open({ t: 'open', connection: 'echo' })).stream;
       stuck.pause();
@@ -144,11 +106,7 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
   });
 
   it('cuts off a client that sends past its window (WINDOW_EXCEEDED) and keeps serving others', async () => {
-    const rogue = new TunnelClient({
-      brokerUrl: broker.url,
-      token: adminToken,
-      logger: silentLogger,
-    });
+    const rogue = t.tunnel();
     const endpoint = await rogue.ready();
     const { stream } = await endpoint.open({ t: 'open', connection: 'echo' });
     stream.on('error', () => {});
@@ -160,11 +118,7 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
     assert.equal(error?.code, 'WINDOW_EXCEEDED');
     rogue.close();
 
-    const good = new TunnelClient({
-      brokerUrl: broker.url,
-      token: adminToken,
-      logger: silentLogger,
-    });
+    const good = t.tunnel();
     try {
       const { stream: ok } = await good.open({ t: 'open', connection: 'echo' });
       const reading = collect(ok, 5);
@@ -177,11 +131,7 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
   });
 
   it('answers an unknown connection with CONNECTION_NOT_FOUND and a bad token with AUTH_INVALID_TOKEN', async () => {
-    const client = new TunnelClient({
-      brokerUrl: broker.url,
-      token: adminToken,
-      logger: silentLogger,
-    });
+    const client = t.tunnel();
     try {
       await assert.rejects(
         client.open({ t: 'open', connection: 'nope' }),
@@ -190,11 +140,7 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
     } finally {
       client.close();
     }
-    const bad = new TunnelClient({
-      brokerUrl: broker.url,
-      token: 'hoop_pat_wrong',
-      logger: silentLogger,
-    });
+    const bad = t.tunnel('hoop_pat_wrong');
     await assert.rejects(
       bad.ready(),
       (e) => e instanceof HoopError && e.code === 'AUTH_INVALID_TOKEN',
@@ -203,20 +149,8 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
 
   it('reports AGENT_OFFLINE when the connection’s agent is not connected', async () => {
     await broker.store.createAgent('absent');
-    await broker.store.createConnection({
-      name: 'offline',
-      agent: 'absent',
-      type: 'postgres',
-      host: '127.0.0.1',
-      port: 1,
-      user: 'x',
-      database: 'x',
-    });
-    const client = new TunnelClient({
-      brokerUrl: broker.url,
-      token: adminToken,
-      logger: silentLogger,
-    });
+    await addEchoConnection(broker, 'offline', 'absent');
+    const client = t.tunnel();
     try {
       await assert.rejects(
         client.open({ t: 'open', connection: 'offline' }),
@@ -228,14 +162,7 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
   });
 
   it('validates policies on set, delivers them with each session, and stores audit events', async () => {
-    const api = async (method: string, path: string, body?: unknown) => {
-      const res = await fetch(`${broker.url}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-    };
+    const api = t.api;
     const bad = await api('PUT', '/api/v1/connections/echo/policy', {
       guardrails: { deny: [{ statements: ['drop', 'launch'] }] },
     });
@@ -254,11 +181,7 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
     assert.equal(good.status, 200);
     assert.deepEqual((await api('GET', '/api/v1/connections/echo/policy')).body, good.body);
 
-    const client = new TunnelClient({
-      brokerUrl: broker.url,
-      token: adminToken,
-      logger: silentLogger,
-    });
+    const client = t.tunnel();
     try {
       const { stream, session } = await client.open({ t: 'open', connection: 'echo' });
       assert.deepEqual(echo.policies.at(-1), good.body);
