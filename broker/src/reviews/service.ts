@@ -19,6 +19,7 @@ import {
   getReview,
   insertReview,
   listReviews,
+  type NewReview,
   updateReviewIf,
 } from '../store/reviews.js';
 import type { ReviewApproval, ReviewRow, ReviewStatus } from '../store/schema.js';
@@ -132,34 +133,26 @@ export class ReviewService {
       );
     }
     await this.assertRoomFor(caller.userId);
-    const now = nowOf(this.ctx);
-    const row = await insertReview(this.ctx, {
-      id: randomUUID(),
-      kind: 'access',
-      connectionName: request.connection,
-      requesterId: caller.userId,
-      requesterName: caller.name,
-      justification: justification ?? null,
-      durationSeconds: wanted,
-      status: 'pending',
-      approvals: [],
-      createdAt: now,
-      expiresAt: new Date(now.getTime() + this.pendingTtlSeconds * 1000),
-    });
-    await this.options.audit({
-      type: 'review-created',
-      actor: caller.name,
-      subject: row.id,
-      detail: {
+    return this.createPending(
+      {
         kind: 'access',
-        connection: row.connectionName,
+        connectionName: request.connection,
+        requesterId: caller.userId,
+        requesterName: caller.name,
+        justification: justification ?? null,
         durationSeconds: wanted,
-        ...(justification === undefined ? {} : { justification }),
       },
-    });
-    const view = viewOf(row, policy);
-    this.notify('review.created', view);
-    return view;
+      policy,
+      {
+        actor: caller.name,
+        detail: {
+          kind: 'access',
+          connection: request.connection,
+          durationSeconds: wanted,
+          ...(justification === undefined ? {} : { justification }),
+        },
+      },
+    );
   }
 
   /**
@@ -175,15 +168,38 @@ export class ReviewService {
   }): Promise<ReviewView> {
     const policy = await this.options.policyOf(request.connection);
     await this.assertRoomFor(request.userId);
+    return this.createPending(
+      {
+        kind: 'statement',
+        connectionName: request.connection,
+        requesterId: request.userId,
+        requesterName: request.userName,
+        statement: request.statement,
+        sessionId: request.session,
+      },
+      policy,
+      {
+        actor: request.userName,
+        session: request.session,
+        detail: {
+          kind: 'statement',
+          connection: request.connection,
+          statement: request.statement.slice(0, 4096),
+        },
+      },
+    );
+  }
+
+  /** Stores a pending review, records `review-created`, notifies the webhook. */
+  private async createPending(
+    fields: Omit<NewReview, 'id' | 'status' | 'approvals' | 'createdAt' | 'expiresAt'>,
+    policy: Policy,
+    audit: { actor: string; session?: string; detail: Record<string, unknown> },
+  ): Promise<ReviewView> {
     const now = nowOf(this.ctx);
     const row = await insertReview(this.ctx, {
+      ...fields,
       id: randomUUID(),
-      kind: 'statement',
-      connectionName: request.connection,
-      requesterId: request.userId,
-      requesterName: request.userName,
-      statement: request.statement,
-      sessionId: request.session,
       status: 'pending',
       approvals: [],
       createdAt: now,
@@ -191,14 +207,10 @@ export class ReviewService {
     });
     await this.options.audit({
       type: 'review-created',
-      actor: request.userName,
+      actor: audit.actor,
       subject: row.id,
-      session: request.session,
-      detail: {
-        kind: 'statement',
-        connection: row.connectionName,
-        statement: request.statement.slice(0, 4096),
-      },
+      ...(audit.session === undefined ? {} : { session: audit.session }),
+      detail: audit.detail,
     });
     const view = viewOf(row, policy);
     this.notify('review.created', view);
