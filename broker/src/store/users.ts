@@ -93,34 +93,14 @@ export async function bootstrap(
 }
 
 export async function createUser(ctx: StoreContext, input: CreateUserInput): Promise<UserInfo> {
-  const name = validateName('user', input.name);
-  if (!(userRoles as readonly unknown[]).includes(input.role)) {
-    throw new HoopError(
-      'INVALID_REQUEST',
-      `Invalid role "${String(input.role).slice(0, 40)}": expected one of ${userRoles.join(', ')}.`,
-    );
-  }
-  return guard('create user', async () => {
-    try {
-      const [row] = await ctx.db
-        .insert(users)
-        .values({
-          id: randomUUID(),
-          name,
-          role: input.role,
-          disabled: false,
-          createdAt: nowOf(ctx),
-        })
-        .returning();
-      return toUserInfo(row!);
-    } catch (err) {
-      mapViolation(
-        err,
-        SqlState.uniqueViolation,
-        () => new HoopError('ALREADY_EXISTS', `A user named "${name}" already exists.`),
-      );
-    }
-  });
+  const created = await createIdentity(ctx, { name: input.name, role: input.role, kind: 'person' });
+  return {
+    id: created.id,
+    name: created.name,
+    role: created.role,
+    disabled: created.disabled,
+    createdAt: created.createdAt,
+  };
 }
 
 export async function listUsers(ctx: StoreContext): Promise<UserInfo[]> {
