@@ -7,7 +7,8 @@
  *   guardrails: { deny: [ {statements: [drop, …]}, {rule: delete-without-where}, {functions: [...]}, … ] }
  *   masking:    { columns: [ {column: schema.table.column, strategy: redact|partial|hash} ], detectors: [email, …] }
  *   recording:  { enabled: true }
- *   reviews:    { approvers: [dba], min_approvals: 1,
+ *   reviews:    { approvers: [dba, sre], min_approvals: 1, require_all_groups: true,
+ *                 break_glass: [oncall],
  *                 access: { required: true, max_duration: 2h, justification: required },
  *                 statements: [ddl, write] }
  */
@@ -84,6 +85,16 @@ export interface ReviewsPolicy {
   readonly approvers: readonly string[];
   /** Distinct approvers needed (never the requester). */
   readonly min_approvals: number;
+  /**
+   * Also every group in `approvers` must have approved through one of its members (admins who
+   * are not members satisfy no group). Present only when true.
+   */
+  readonly require_all_groups?: true;
+  /**
+   * Groups whose members may take access at once, without approvers, with a mandatory
+   * justification (break-glass). Needs `access`. Present only when not empty.
+   */
+  readonly break_glass?: readonly string[];
   readonly access?: {
     readonly required: boolean;
     /** Longest window a review may ask for, as written (`2h`, `30m`, `90s`, seconds). */
@@ -230,13 +241,25 @@ export function parsePolicy(value: unknown): Policy {
   return policy;
 }
 
-function parseReviews(value: unknown): ReviewsPolicy {
-  const r = object(value, 'reviews', ['approvers', 'min_approvals', 'access', 'statements']);
-  const approvers = list(r['approvers'] ?? [], 'reviews.approvers').map((g, i) => {
+function groupNames(value: unknown, path: string): string[] {
+  const names = list(value, path).map((g, i) => {
     if (typeof g !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$/.test(g))
-      fail(`reviews.approvers[${i}]`, `${JSON.stringify(g)} is not a group name`);
+      fail(`${path}[${i}]`, `${JSON.stringify(g)} is not a group name`);
     return g;
   });
+  return [...new Set(names)];
+}
+
+function parseReviews(value: unknown): ReviewsPolicy {
+  const r = object(value, 'reviews', [
+    'approvers',
+    'min_approvals',
+    'require_all_groups',
+    'break_glass',
+    'access',
+    'statements',
+  ]);
+  const approvers = groupNames(r['approvers'] ?? [], 'reviews.approvers');
   const min = r['min_approvals'] ?? 1;
   if (
     typeof min !== 'number' ||
@@ -249,6 +272,24 @@ function parseReviews(value: unknown): ReviewsPolicy {
     approvers,
     min_approvals: min,
   };
+  const allGroups = r['require_all_groups'] ?? false;
+  if (typeof allGroups !== 'boolean') fail('reviews.require_all_groups', 'must be true or false');
+  if (allGroups) {
+    if (approvers.length === 0)
+      fail('reviews.require_all_groups', 'needs at least one group in reviews.approvers');
+    out.require_all_groups = true;
+  }
+  if (r['break_glass'] !== undefined) {
+    const groups = groupNames(r['break_glass'], 'reviews.break_glass');
+    if (groups.length > 0) {
+      if (r['access'] === undefined)
+        fail(
+          'reviews.break_glass',
+          'applies to access reviews: add reviews.access (its max_duration bounds the window)',
+        );
+      out.break_glass = groups;
+    }
+  }
   if (r['access'] !== undefined) {
     const a = object(r['access'], 'reviews.access', ['required', 'max_duration', 'justification']);
     const required = a['required'] ?? true;
