@@ -272,6 +272,8 @@ export interface ReviewApproval {
   /** ISO time */
   readonly at: string;
   readonly reason?: string;
+  /** The approver groups the approver belonged to (none for an admin outside them). */
+  readonly groups?: readonly string[];
 }
 
 /** Just-in-time approvals: an access window or one statement, waiting for approvers. */
@@ -301,6 +303,8 @@ export const reviews = pgTable(
     decidedAt: timestamp('decided_at', { withTimezone: true, mode: 'date' }),
     /** Access reviews: the grant minted on approval. */
     grantId: text('grant_id'),
+    /** Break-glass: approved at creation by its requester, a member of a break-glass group. */
+    breakGlass: boolean('break_glass').notNull().default(false),
   },
   (t) => [
     check(

@@ -1,0 +1,1 @@
+ALTER TABLE "reviews" ADD COLUMN "break_glass" boolean DEFAULT false NOT NULL;
