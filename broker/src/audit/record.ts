@@ -15,7 +15,8 @@ export type BrokerAuditType =
   | 'admin-change'
   | 'review-created'
   | 'review-approval'
-  | 'review-decided';
+  | 'review-decided'
+  | 'review-break-glass';
 
 export interface BrokerAuditEvent {
   readonly type: BrokerAuditType;
