@@ -317,6 +317,17 @@ export const reviews = pgTable(
   ],
 );
 
+/**
+ * Approved statement reviews that have run their statement: one row per review, so the primary
+ * key makes a second use fail (an approval runs its statement exactly once).
+ */
+export const reviewUses = pgTable('review_uses', {
+  reviewId: text('review_id').primaryKey(),
+  /** The session the statement ran in. */
+  sessionId: text('session_id').notNull(),
+  usedAt: timestamp('used_at', { withTimezone: true, mode: 'date' }).notNull(),
+});
+
 export type ReviewRow = typeof reviews.$inferSelect;
 export type AuditEventRow = typeof auditEvents.$inferSelect;
 export type AccessRuleRow = typeof accessRules.$inferSelect;
