@@ -1,12 +1,15 @@
 /**
  * /api/v1/grants: request (mint), list, show the presented grant, revoke; and the JWKS at
  * /.well-known/jwks.json that agents verify grants with. The grant JWT appears in exactly one
- * response: the one that mints it.
+ * response: the one that mints it. On a connection that requires an access review the request
+ * creates a review instead (202 `{review}`), unless it is break-glass (`breakGlass: true`, a
+ * member of a break-glass group, with a reason): then the review is approved at once and the
+ * grant is in the answer (201, with `review`).
  */
 import type { IncomingMessage } from 'node:http';
 import { HoopError } from '@hoop/shared';
 import { MAX_GRANT_BYTES, parseTtl } from '../grants/claims.js';
-import { type GrantService, looksLikeJwt } from '../grants/service.js';
+import { type GrantService, looksLikeJwt, type MintedGrant } from '../grants/service.js';
 import { bearerToken } from '../http/auth.js';
 import type { Router } from '../http/router.js';
 import { type Action, type Caller, actions as knownActions } from '../identity/caller.js';
@@ -30,6 +33,7 @@ export function grantRoutes(
     const ttlSeconds =
       input['ttl'] === undefined || input['ttl'] === null ? undefined : parseTtl(input['ttl']);
     const actions = actionsField(input['actions']);
+    const breakGlass = booleanField(input, 'breakGlass');
     const target = await grantConnection(deps.store.context, connection);
     const authorize = deps.hub.authorizer;
     let allowed = target !== undefined;
@@ -43,6 +47,20 @@ export function grantRoutes(
         'CONNECTION_NOT_FOUND',
         `no connection named ${connection} that you may use`,
       );
+    }
+    if (breakGlass) {
+      if (reviews === undefined) {
+        throw new HoopError('INVALID_REQUEST', 'this broker has no access reviews');
+      }
+      const taken = await reviews.breakGlass(caller, {
+        connection,
+        ...(ttlSeconds === undefined ? {} : { durationSeconds: ttlSeconds }),
+        ...(reason === undefined ? {} : { justification: reason }),
+      });
+      return {
+        status: 201,
+        body: { ...mintedBody(taken.grant, ['connect']), review: taken.review },
+      };
     }
     if (
       reviews !== undefined &&
@@ -64,18 +82,7 @@ export function grantRoutes(
       ...(ttlSeconds === undefined ? {} : { ttlSeconds }),
       ...(reason === undefined ? {} : { reason }),
     });
-    return {
-      status: 201,
-      body: {
-        id: minted.id,
-        grant: minted.grant,
-        expiresAt: new Date(minted.expiresAt).toISOString(),
-        connection: minted.connection,
-        actions,
-        ttlSeconds: minted.ttlSeconds,
-        capped: minted.capped,
-      },
-    };
+    return { status: 201, body: mintedBody(minted, actions) };
   });
 
   router.add('GET', '/api/v1/grants', async ({ req, query }) => {
@@ -146,6 +153,27 @@ function grantBearer(req: IncomingMessage, maxTokenBytes: number): string {
   const token = bearerToken(req, Math.min(maxTokenBytes, MAX_GRANT_BYTES + 'Bearer '.length));
   if (!looksLikeJwt(token)) throw new HoopError('AUTH_INVALID_TOKEN', 'the bearer is not a grant');
   return token;
+}
+
+function mintedBody(minted: MintedGrant, actions: readonly Action[]) {
+  return {
+    id: minted.id,
+    grant: minted.grant,
+    expiresAt: new Date(minted.expiresAt).toISOString(),
+    connection: minted.connection,
+    actions,
+    ttlSeconds: minted.ttlSeconds,
+    capped: minted.capped,
+  };
+}
+
+function booleanField(input: Record<string, unknown>, name: string): boolean {
+  const value = input[name];
+  if (value === undefined || value === null) return false;
+  if (typeof value !== 'boolean') {
+    throw new HoopError('INVALID_REQUEST', `field "${name}" must be true or false`);
+  }
+  return value;
 }
 
 function actionsField(value: unknown): Action[] {

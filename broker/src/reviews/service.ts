@@ -4,14 +4,17 @@
  * groups, or admins, never the requester) approve or reject it, and once `min_approvals` distinct
  * approvers agree, the grant is minted for the requested window. The requester fetches it from
  * the review (signed again from the stored grant, never stored). Pending reviews expire; approved
- * ones can be revoked, which revokes the grant and closes its live sessions. Every step is an
- * audit event and a notification.
+ * ones can be revoked, which revokes the grant and closes its live sessions. With
+ * `require_all_groups`, every approver group must also have approved (approval-rule.ts). A member
+ * of a `break_glass` group may instead take access at once with a justification: the review is
+ * created approved, in their name, and everyone is told loudly. Every step is an audit event and
+ * a notification.
  */
 import { randomUUID } from 'node:crypto';
-import { HoopError, type Logger, type Policy, parseDurationSeconds } from '@hoop/shared';
+import { HoopError, type Logger, type Policy } from '@hoop/shared';
 import type { AuditRecorder } from '../audit/record.js';
 import { MAX_REASON_LENGTH } from '../grants/claims.js';
-import type { GrantService } from '../grants/service.js';
+import type { GrantService, MintedGrant } from '../grants/service.js';
 import type { Caller } from '../identity/caller.js';
 import { nowOf, type StoreContext } from '../store/context.js';
 import {
@@ -23,7 +26,13 @@ import {
   updateReviewIf,
 } from '../store/reviews.js';
 import type { ReviewApproval, ReviewRow, ReviewStatus } from '../store/schema.js';
+import { type AccessRequest, checkAccessRequest, checkBreakGlass } from './access-request.js';
+import { approvalProgress, approvalRuleOf, approvingGroups } from './approval-rule.js';
 import { assertTransition } from './state.js';
+import { type ReviewView, viewOf } from './view.js';
+
+export type { AccessRequest } from './access-request.js';
+export type { ReviewView } from './view.js';
 
 export const DEFAULT_REVIEW_PENDING_TTL_SECONDS = 3600;
 export const DEFAULT_MAX_PENDING_PER_REQUESTER = 20;
@@ -45,38 +54,15 @@ export interface ReviewServiceOptions {
   readonly notify?: (event: ReviewNotification) => void;
 }
 
-/** A review as the API shows it. `grant` only for its requester, once approved. */
-export interface ReviewView {
-  readonly id: string;
-  readonly kind: 'access' | 'statement';
-  readonly status: ReviewStatus;
-  readonly connection: string;
-  readonly requester: string;
-  readonly justification: string | null;
-  readonly durationSeconds: number | null;
-  readonly statement: string | null;
-  readonly approvals: readonly { user: string; at: string; reason?: string }[];
-  readonly minApprovals: number;
-  readonly approvers: readonly string[];
-  readonly createdAt: string;
-  readonly expiresAt: string;
-  readonly decidedAt: string | null;
-  readonly decidedBy: string | null;
-  readonly decisionReason: string | null;
-  readonly grantId: string | null;
-  /** The command an approver runs. */
-  readonly approveWith: string;
-}
-
 export interface ReviewNotification {
   readonly event: 'review.created' | 'review.decided';
   readonly review: ReviewView;
 }
 
-export interface AccessRequest {
-  readonly connection: string;
-  readonly durationSeconds?: number;
-  readonly justification?: string;
+/** A break-glass review, approved, with its grant (for the requester, once). */
+export interface BreakGlassAccess {
+  readonly review: ReviewView;
+  readonly grant: MintedGrant;
 }
 
 type Actor = Pick<Caller, 'userId' | 'name' | 'role' | 'groups'>;
@@ -105,33 +91,7 @@ export class ReviewService {
   /** Creates a pending access review (the caller already may `connect`). */
   async requestAccess(caller: Actor, request: AccessRequest): Promise<ReviewView> {
     const policy = await this.options.policyOf(request.connection);
-    const access = policy.reviews?.access;
-    if (policy.reviews === undefined || access === undefined) {
-      throw new HoopError('INVALID_REQUEST', `${request.connection} does not use access reviews`);
-    }
-    const justification = request.justification?.trim() || undefined;
-    if (justification === undefined && access.justification === 'required') {
-      throw new HoopError(
-        'INVALID_REQUEST',
-        `access to ${request.connection} needs a justification`,
-        { hint: 'Say why with `--reason "…"` (field "reason").' },
-      );
-    }
-    if (justification !== undefined && justification.length > MAX_REASON_LENGTH) {
-      throw new HoopError(
-        'INVALID_REQUEST',
-        `reason is longer than ${MAX_REASON_LENGTH} characters`,
-      );
-    }
-    const maxSeconds = parseDurationSeconds(access.max_duration) as number;
-    const wanted = request.durationSeconds ?? maxSeconds;
-    if (wanted > maxSeconds) {
-      throw new HoopError(
-        'INVALID_REQUEST',
-        `${request.connection} allows access windows of at most ${access.max_duration}`,
-        { hint: `Ask for less with \`--ttl ${access.max_duration}\` or shorter.` },
-      );
-    }
+    const { justification, durationSeconds } = checkAccessRequest(policy, request);
     await this.assertRoomFor(caller.userId);
     return this.createPending(
       {
@@ -140,7 +100,7 @@ export class ReviewService {
         requesterId: caller.userId,
         requesterName: caller.name,
         justification: justification ?? null,
-        durationSeconds: wanted,
+        durationSeconds,
       },
       policy,
       {
@@ -148,11 +108,64 @@ export class ReviewService {
         detail: {
           kind: 'access',
           connection: request.connection,
-          durationSeconds: wanted,
+          durationSeconds,
           ...(justification === undefined ? {} : { justification }),
         },
       },
     );
+  }
+
+  /**
+   * Break-glass: a member of one of the policy's `break_glass` groups takes access at once, with
+   * a justification. The grant is minted, the review is stored approved (decided by the
+   * requester, marked break-glass), `review-break-glass` and `review-decided` are recorded and
+   * the webhook is told. Approvers can still revoke it.
+   */
+  async breakGlass(caller: Actor, request: AccessRequest): Promise<BreakGlassAccess> {
+    const policy = await this.options.policyOf(request.connection);
+    const checked = checkBreakGlass(policy, caller, request);
+    const now = nowOf(this.ctx);
+    const grant = await this.options.grants.mint({
+      subject: { userId: caller.userId, name: caller.name },
+      connection: request.connection,
+      actions: ['connect'],
+      via: 'review',
+      ttlSeconds: checked.durationSeconds,
+      reason: `break-glass: ${checked.justification}`.slice(0, MAX_REASON_LENGTH),
+      actor: caller.name,
+    });
+    const row = await insertReview(this.ctx, {
+      id: randomUUID(),
+      kind: 'access',
+      connectionName: request.connection,
+      requesterId: caller.userId,
+      requesterName: caller.name,
+      justification: checked.justification,
+      durationSeconds: checked.durationSeconds,
+      status: 'approved',
+      approvals: [],
+      breakGlass: true,
+      decidedBy: caller.name,
+      decisionReason: checked.justification,
+      createdAt: now,
+      decidedAt: now,
+      expiresAt: now,
+      grantId: grant.id,
+    });
+    await this.options.audit({
+      type: 'review-break-glass',
+      actor: caller.name,
+      subject: row.id,
+      detail: {
+        connection: request.connection,
+        durationSeconds: checked.durationSeconds,
+        justification: checked.justification,
+        groups: checked.groups,
+        grant: grant.id,
+      },
+    });
+    await this.decided(row, policy, caller.name, checked.justification, { breakGlass: true });
+    return { review: viewOf(row, policy), grant };
   }
 
   /**
@@ -294,9 +307,13 @@ export class ReviewService {
     const text = checkReason(reason);
     for (let attempt = 0; attempt < 5; attempt++) {
       const { row, policy } = await this.decidable(caller, id, 'approved');
+      const rule = approvalRuleOf(policy);
       if (row.approvals.some((a) => a.userId === caller.userId)) {
+        const missing = approvalProgress(rule, row.approvals).missingGroups;
         throw new HoopError('INVALID_REQUEST', `you already approved review ${id}`, {
-          hint: `It needs approvals from ${minApprovals(policy)} different approvers.`,
+          hint:
+            `It needs approvals from ${rule.minApprovals} different approvers` +
+            `${missing.length === 0 ? '' : `, including a member of ${missing.join(', ')}`}.`,
         });
       }
       const approval: ReviewApproval = {
@@ -304,9 +321,11 @@ export class ReviewService {
         userId: caller.userId,
         at: nowOf(this.ctx).toISOString(),
         ...(text === undefined ? {} : { reason: text }),
+        groups: approvingGroups(rule, caller.groups),
       };
       const approvals = [...row.approvals, approval];
-      const done = approvals.length >= minApprovals(policy);
+      const progress = approvalProgress(rule, approvals);
+      const done = progress.approved;
       // The grant is minted before the review turns approved, so an approved access review
       // always names its grant (no window where a requester sees approved without one).
       const grantId = done && row.kind === 'access' ? await this.mintFor(row, caller) : undefined;
@@ -337,7 +356,9 @@ export class ReviewService {
           connection: row.connectionName,
           requester: row.requesterName,
           approvals: approvals.length,
-          needed: minApprovals(policy),
+          needed: rule.minApprovals,
+          groups: approval.groups,
+          ...(progress.missingGroups.length === 0 ? {} : { missingGroups: progress.missingGroups }),
           ...(text === undefined ? {} : { reason: text }),
         },
       });
@@ -544,10 +565,6 @@ export class ReviewService {
   }
 }
 
-function minApprovals(policy: Policy | undefined): number {
-  return policy?.reviews?.min_approvals ?? 1;
-}
-
 /** Admins always; others when one of their groups is one of the policy's approver groups. */
 export function mayApprove(caller: Actor, policy: Policy | undefined): boolean {
   if (caller.role === 'admin') return true;
@@ -561,31 +578,4 @@ function checkReason(reason: string | undefined): string | undefined {
     throw new HoopError('INVALID_REQUEST', `reason is longer than ${MAX_REASON_LENGTH} characters`);
   }
   return text;
-}
-
-function viewOf(row: ReviewRow, policy: Policy | undefined): ReviewView {
-  return {
-    id: row.id,
-    kind: row.kind,
-    status: row.status,
-    connection: row.connectionName,
-    requester: row.requesterName,
-    justification: row.justification,
-    durationSeconds: row.durationSeconds,
-    statement: row.statement,
-    approvals: row.approvals.map((a) => ({
-      user: a.user,
-      at: a.at,
-      ...(a.reason === undefined ? {} : { reason: a.reason }),
-    })),
-    minApprovals: minApprovals(policy),
-    approvers: policy?.reviews?.approvers ?? [],
-    createdAt: row.createdAt.toISOString(),
-    expiresAt: row.expiresAt.toISOString(),
-    decidedAt: row.decidedAt?.toISOString() ?? null,
-    decidedBy: row.decidedBy,
-    decisionReason: row.decisionReason,
-    grantId: row.grantId,
-    approveWith: `hoop reviews approve ${row.id}`,
-  };
 }

@@ -2,9 +2,12 @@
  * The review lifecycle as a named-state machine. Every change of a review's status goes through
  * `assertTransition`, so a decided review is never decided again.
  *
- *   pending ──approve (min_approvals reached)──► approved ──revoke──► revoked
+ *   pending ──approve (the approval rule met)──► approved ──revoke──► revoked
  *      │ ──reject──► rejected
  *      └ ──time──► expired
+ *
+ * A break-glass review is never pending: it is created approved (by its requester) and can only
+ * be revoked from there.
  */
 import { HoopError } from '@hoop/shared';
 import type { ReviewStatus } from '../store/schema.js';

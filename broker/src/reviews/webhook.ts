@@ -69,20 +69,30 @@ export function signBody(secret: string, body: string): string {
 
 /** The body sent for a notification, in the configured format. */
 export function webhookBody(format: WebhookFormat, n: ReviewNotification): string {
-  if (format === 'slack') {
-    const r = n.review;
-    const what =
-      r.kind === 'access' ? `access to *${r.connection}*` : `a statement on *${r.connection}*`;
-    const text =
-      n.event === 'review.created'
-        ? `:hourglass: ${r.requester} asks for ${what}` +
-          `${r.durationSeconds === null ? '' : ` for ${r.durationSeconds}s`}` +
-          `${r.justification === null ? '' : `: “${r.justification}”`}\nApprove: \`${r.approveWith}\``
-        : `${r.status === 'approved' ? ':white_check_mark:' : ':x:'} review ${r.id} (${what} for ${r.requester}) is *${r.status}*` +
-          `${r.decidedBy === null ? '' : ` by ${r.decidedBy}`}`;
-    return JSON.stringify({ text });
-  }
+  if (format === 'slack') return JSON.stringify({ text: slackText(n) });
   return JSON.stringify({ event: n.event, review: n.review });
+}
+
+/** One Slack message line (mrkdwn); break-glass is meant to be noticed. */
+function slackText(n: ReviewNotification): string {
+  const r = n.review;
+  const what =
+    r.kind === 'access' ? `access to *${r.connection}*` : `a statement on *${r.connection}*`;
+  const window = r.durationSeconds === null ? '' : ` for ${r.durationSeconds}s`;
+  const why = r.justification === null ? '' : `: “${r.justification}”`;
+  if (r.breakGlass && r.status === 'approved') {
+    return (
+      `<!here> :rotating_light: *BREAK-GLASS* :rotating_light: ${r.requester} took ${what}${window} ` +
+      `without approval${why}\nReview ${r.id}. End it: \`hoop reviews revoke ${r.id}\``
+    );
+  }
+  if (n.event === 'review.created') {
+    return `:hourglass: ${r.requester} asks for ${what}${window}${why}\nApprove: \`${r.approveWith}\``;
+  }
+  return (
+    `${r.status === 'approved' ? ':white_check_mark:' : ':x:'} review ${r.id} (${what} for ${r.requester}) is *${r.status}*` +
+    `${r.decidedBy === null ? '' : ` by ${r.decidedBy}`}${r.breakGlass ? ' (break-glass)' : ''}`
+  );
 }
 
 export class ReviewWebhook {
