@@ -2,7 +2,9 @@
  * `hoop connect NAME [--port N] [--grant G]`: checks that the connection exists and its agent is
  * online, opens the tunnel, and serves local clients on 127.0.0.1:PORT until Ctrl-C. With a grant
  * (`--grant` or HOOP_GRANT) no login is needed: the grant is the tunnel's bearer and the check is
- * made with it.
+ * made with it. When the connection's policy requires an access review, it asks for one the way
+ * `hoop grants request` does (same options, same wait, `--no-wait` exits 7, `--break-glass`), or
+ * takes the grant of an existing one (`--review ID`), and serves on that grant.
  */
 
 import { type ConnectionType, HoopError, TunnelClient } from '@hoop/shared';
@@ -13,6 +15,13 @@ import { ConnectListener } from '../connect/listener.js';
 import type { CommandContext } from '../context.js';
 import { untilSignal } from '../signals.js';
 import { parsePort } from './admin-connections.js';
+import {
+  type AccessOptions,
+  accessOptions,
+  type ObtainedGrant,
+  pickUpReview,
+  requestAccess,
+} from './request-access.js';
 
 interface ConnectionView {
   name: string;
@@ -24,15 +33,15 @@ interface ConnectionView {
 
 export const DEFAULT_CONNECT_PORT = 5433;
 
-interface ConnectOptions {
+interface ConnectOptions extends AccessOptions {
   port: number;
   host: string;
   grant?: string;
+  review?: string;
 }
 
 export function connectCommand(program: Command, ctx: () => CommandContext): void {
-  program
-    .command('connect <connection>')
+  accessOptions(program.command('connect <connection>'))
     .description('serve a connection on a local port for your usual client (psql, …)')
     .option(
       '--port <port>',
@@ -42,9 +51,14 @@ export function connectCommand(program: Command, ctx: () => CommandContext): voi
     )
     .option('--host <host>', 'local address to listen on', '127.0.0.1')
     .option('--grant <grant>', 'use this grant instead of your login (or set HOOP_GRANT)')
+    .option('--review <id>', 'use the grant of this access review (waits while it is pending)')
     .action(async (name: string, opts: ConnectOptions, command: Command) => {
       const c = ctx();
       const grant = opts.grant || c.env['HOOP_GRANT'] || undefined;
+      if (grant !== undefined && (opts.review !== undefined || opts.breakGlass === true)) {
+        throw new HoopError('USAGE', '--review and --break-glass ask for a grant: drop --grant');
+      }
+      let reviewed: ObtainedGrant | undefined;
       let brokerUrl: string;
       let token: string;
       let conn: ConnectionView;
@@ -64,6 +78,13 @@ export function connectCommand(program: Command, ctx: () => CommandContext): voi
         ({ brokerUrl, token } = await c.broker());
         const api = await c.api();
         conn = await api.get<ConnectionView>(`/api/v1/connections/${encodeURIComponent(name)}`);
+        if (opts.review !== undefined) {
+          reviewed = await pickUpReview(c, api, name, opts.review, opts);
+        } else if (opts.breakGlass === true || (await accessReviewRequired(api, name))) {
+          // Just-in-time access: the tunnel runs on the grant the review gives.
+          reviewed = await requestAccess(c, api, name, opts);
+        }
+        if (reviewed !== undefined) token = reviewed.grant;
       }
       if (!conn.agentOnline) {
         throw new HoopError(
@@ -101,16 +122,27 @@ export function connectCommand(program: Command, ctx: () => CommandContext): voi
       const host = address.address.includes(':') ? `[${address.address}]` : address.address;
       const url = `postgresql://${host}:${address.port}/${encodeURIComponent(conn.database)}?sslmode=disable`;
       c.out.data(
-        { connection: name, type: conn.type, host: address.address, port: address.port, url },
+        {
+          connection: name,
+          type: conn.type,
+          host: address.address,
+          port: address.port,
+          url,
+          ...(reviewed?.review === undefined
+            ? {}
+            : { review: reviewed.review.id, grantExpiresAt: reviewed.expiresAt }),
+        },
         () => {
           c.out.line(
             `✔ ${name} (${conn.type} via agent ${conn.agent}) is ready on ${host}:${address.port}`,
           );
           c.out.line(`  psql "${url}"`);
           c.out.line(
-            grant === undefined
-              ? '  Your client needs no password: access comes from your hoop login. Ctrl-C to stop.'
-              : '  Your client needs no password: access comes from your grant, until it expires. Ctrl-C to stop.',
+            reviewed !== undefined
+              ? `  Your client needs no password: access comes from review ${reviewed.review?.id ?? ''}${reviewed.review?.breakGlass ? ' (break-glass)' : ''}, until ${reviewed.expiresAt}. Ctrl-C to stop.`
+              : grant === undefined
+                ? '  Your client needs no password: access comes from your hoop login. Ctrl-C to stop.'
+                : '  Your client needs no password: access comes from your grant, until it expires. Ctrl-C to stop.',
           );
         },
       );
@@ -118,6 +150,14 @@ export function connectCommand(program: Command, ctx: () => CommandContext): voi
       await listener.close();
       tunnel.close();
     });
+}
+
+/** Whether the connection's policy says no session without an approved access review. */
+async function accessReviewRequired(api: ApiClient, name: string): Promise<boolean> {
+  const policy = await api.get<{ reviews?: { access?: { required?: boolean } } }>(
+    `/api/v1/connections/${encodeURIComponent(name)}/policy`,
+  );
+  return policy.reviews?.access?.required === true;
 }
 
 /** The broker URL for a grant-only connect: --broker, HOOP_BROKER_URL or the config file. */

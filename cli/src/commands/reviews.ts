@@ -1,6 +1,7 @@
 /**
  * `hoop reviews list|show|approve|reject|revoke`: just-in-time approvals. Also `waitForReview`,
- * which `hoop grants request` uses to wait (spinner on stderr) until an approver decides.
+ * which `hoop grants request` and `hoop connect` use to wait (spinner on stderr) until an
+ * approver decides.
  */
 import { HoopError } from '@hoop/shared';
 import type { Command } from 'commander';
@@ -17,9 +18,12 @@ export interface ReviewView {
   justification: string | null;
   durationSeconds: number | null;
   statement: string | null;
-  approvals: { user: string; at: string; reason?: string }[];
+  approvals: { user: string; at: string; reason?: string; groups?: string[] }[];
   minApprovals: number;
   approvers: string[];
+  requireAllGroups?: boolean;
+  missingGroups?: string[];
+  breakGlass: boolean;
   createdAt: string;
   expiresAt: string;
   decidedAt: string | null;
@@ -45,6 +49,12 @@ export async function waitForReview(
   const tty = !options.json && stderr.isTTY === true;
   const line = `waiting for approval: review ${id} (an approver runs: hoop reviews approve ${id})`;
   if (!options.json && !tty) stderr.write(`… ${line}\n`);
+  // Machines get the same news as one JSON line on stderr (stdout stays the command's result).
+  if (options.json) {
+    stderr.write(
+      `${JSON.stringify({ event: 'waiting', review: { id, status: 'pending' }, approveWith: `hoop reviews approve ${id}` })}\n`,
+    );
+  }
   let frame = 0;
   try {
     for (;;) {
@@ -63,7 +73,10 @@ export async function waitForReview(
       if (review.status === 'approved' && review.grantId !== null) {
         throw new HoopError(
           'GRANT_REVOKED',
-          `review ${id} was approved but its grant is no longer usable`,
+          `review ${id} is approved but gives you no usable grant`,
+          {
+            hint: 'Only its requester gets the grant, until the window ends; request access again.',
+          },
         );
       }
       await new Promise((r) => setTimeout(r, options.intervalMs));
@@ -95,7 +108,8 @@ export function reviewsCommand(program: Command, ctx: () => CommandContext): voi
             : table(
                 list.map((r) => ({
                   ...r,
-                  approvals: `${r.approvals.length}/${r.minApprovals}`,
+                  status: r.breakGlass ? `${r.status} (break-glass)` : r.status,
+                  approvals: `${r.approvals.length}/${r.minApprovals}${(r.missingGroups ?? []).length > 0 ? ` (needs ${(r.missingGroups ?? []).join(', ')})` : ''}`,
                   duration: r.durationSeconds === null ? null : `${r.durationSeconds}s`,
                 })),
                 [
@@ -143,9 +157,10 @@ export function reviewsCommand(program: Command, ctx: () => CommandContext): voi
           opts.reason === undefined ? {} : { reason: opts.reason },
         );
         c.out.data(review, () => {
+          const missing = review.missingGroups ?? [];
           const tail =
             review.status === 'pending'
-              ? ` (${review.approvals.length} of ${review.minApprovals} approvals)`
+              ? ` (${review.approvals.length} of ${review.minApprovals} approvals${missing.length === 0 ? '' : `; still needs a member of ${missing.join(', ')}`})`
               : action === 'revoke'
                 ? `; ended ${review.sessionsEnded ?? 0} live session(s)`
                 : '';
@@ -156,10 +171,11 @@ export function reviewsCommand(program: Command, ctx: () => CommandContext): voi
 }
 
 function describe(r: ReviewView): string {
+  const missing = r.missingGroups ?? [];
   const rows: [string, string][] = [
     ['id', r.id],
     ['kind', r.kind],
-    ['status', r.status],
+    ['status', r.breakGlass ? `${r.status} (BREAK-GLASS: taken by its requester)` : r.status],
     ['connection', r.connection],
     ['requester', r.requester],
     ['justification', r.justification ?? '-'],
@@ -167,9 +183,20 @@ function describe(r: ReviewView): string {
     ['statement', r.statement ?? '-'],
     [
       'approvals',
-      `${r.approvals.length} of ${r.minApprovals} (${r.approvals.map((a) => a.user).join(', ') || 'none yet'})`,
+      `${r.approvals.length} of ${r.minApprovals} (${r.approvals.map((a) => `${a.user}${(a.groups ?? []).length > 0 ? ` as ${(a.groups ?? []).join('+')}` : ''}`).join(', ') || 'none yet'})`,
     ],
-    ['approvers', r.approvers.join(', ') || '(admins)'],
+    [
+      'approvers',
+      `${r.approvers.join(', ') || '(admins)'}${r.requireAllGroups === true ? ' (every group must approve)' : ''}`,
+    ],
+    ...(r.status === 'pending' && missing.length > 0
+      ? [
+          ['missing groups', `${missing.join(', ')} (no approval from a member yet)`] as [
+            string,
+            string,
+          ],
+        ]
+      : []),
     ['created', r.createdAt],
     ['expires', r.expiresAt],
     [
