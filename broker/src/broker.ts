@@ -41,6 +41,7 @@ import { Router, sendError } from './http/router.js';
 import { IdentityService } from './identity/service.js';
 import { type PostgresEndpoint, startPostgresEndpoint } from './native/postgres-endpoint.js';
 import { ReviewService } from './reviews/service.js';
+import { StatementReviewUses } from './reviews/statement-use.js';
 import { ReviewWebhook, type WebhookConfig, webhookConfigFromEnv } from './reviews/webhook.js';
 import { appendAuditEvents } from './store/audit.js';
 import { loadMasterKey, openDatabase, Store } from './store/index.js';
@@ -162,11 +163,12 @@ export async function startBroker(
     notify: (n) => {
       webhook?.send(n);
       if (n.event === 'review.decided' && n.review.kind === 'statement') {
-        hub.statementDecided(n.review);
+        void hub.statementDecided(n.review);
       }
     },
   });
   hub.setStatementReviews(async (request) => (await reviews.requestStatement(request)).id);
+  hub.setStatementReviewUses(new StatementReviewUses({ ctx: store.context, audit }));
   const reviewSweep = setInterval(() => {
     reviews.expireDue().catch((err) => logger.warn('review expiry sweep failed', { error: err }));
   }, options.reviewSweepMs ?? 30_000);

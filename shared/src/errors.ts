@@ -89,6 +89,24 @@ export const ErrorCodes = {
     ws: 4202,
     hint: 'An approver must approve the review first: `hoop reviews show ID`.',
   },
+  REVIEW_NOT_APPROVED: {
+    http: 403,
+    exit: ExitCode.denied,
+    ws: 4403,
+    hint: 'The statement review was rejected or expired, so the statement did not run: ask an approver why, or run it again to ask anew.',
+  },
+  REVIEW_CONSUMED: {
+    http: 409,
+    exit: ExitCode.conflict,
+    ws: 4409,
+    hint: 'An approved statement review runs its statement once, and this one already has: run the statement again without --review to ask for a new review.',
+  },
+  REVIEW_MISMATCH: {
+    http: 409,
+    exit: ExitCode.conflict,
+    ws: 4409,
+    hint: 'That review was approved for another statement, connection or person: run exactly the reviewed SQL, or ask for a new review.',
+  },
   AUTH_FORBIDDEN: {
     http: 403,
     exit: ExitCode.denied,

@@ -92,6 +92,7 @@ export {
   type ReviewRequestMessage,
   resolveLimits,
   rewriteStream,
+  StatementReviewMode,
   type StreamLink,
   StreamState,
   type TerminateMessage,

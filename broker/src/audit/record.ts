@@ -16,7 +16,8 @@ export type BrokerAuditType =
   | 'review-created'
   | 'review-approval'
   | 'review-decided'
-  | 'review-break-glass';
+  | 'review-break-glass'
+  | 'review-consumed';
 
 export interface BrokerAuditEvent {
   readonly type: BrokerAuditType;

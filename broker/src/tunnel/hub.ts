@@ -18,8 +18,10 @@ import {
   hoopErrorOf,
   type Logger,
   MAX_STREAM_ID,
+  type OpenConnectionMessage,
   type Policy,
   rewriteStream,
+  type StatementReviewMode,
   type TimerHandle,
   TUNNEL_STREAM,
   type TunnelLimits,
@@ -122,10 +124,47 @@ export type StatementReviewRequester = (request: {
   readonly statement: string;
 }) => Promise<string>;
 
+/** Uses approved statement reviews up: each runs its statement once (reviews/statement-use.ts). */
+export interface StatementReviewUses {
+  /** Throws unless `review` is the user's approved, unused statement review for `connection`. */
+  check(use: {
+    review: string;
+    userId: string;
+    userName: string;
+    connection: string;
+  }): Promise<unknown>;
+  /** As `check`, plus the statement must be the reviewed one; then it is used up. */
+  consume(use: {
+    review: string;
+    userId: string;
+    userName: string;
+    connection: string;
+    statement: string;
+    session: string;
+  }): Promise<void>;
+  /** Uses up a review just approved for the session that holds its statement. */
+  consumeHeld(
+    review: { id: string; connection: string; requester: string; statement: string | null },
+    session: string,
+  ): Promise<void>;
+}
+
+/** How a stream's held statements go (from the client's `open`): wait, return, or use a review. */
+interface StreamReviews {
+  readonly mode: StatementReviewMode;
+  readonly review: string | undefined;
+}
+
 export class Hub {
-  /** Held statements by review id: which agent tunnel and request to answer. */
-  private readonly heldStatements = new Map<string, { agent: AgentLink; ref: number }>();
+  /** Held statements by review id: which agent tunnel, request and session to answer. */
+  private readonly heldStatements = new Map<
+    string,
+    { agent: AgentLink; ref: number; session: string }
+  >();
   private statementReviews: StatementReviewRequester | undefined;
+  private statementReviewUses: StatementReviewUses | undefined;
+  /** Streams that asked for something other than waiting for each held statement's decision. */
+  private readonly streamReviews = new WeakMap<Route, StreamReviews>();
   private readonly agents = new Map<string, AgentLink>();
   private readonly clients = new Set<ClientLink>();
   /** Per agent tunnel: the audit batches in arrival order, and where a failed one left off. */
@@ -288,9 +327,7 @@ export class Hub {
         return;
       }
       link.opening.add(frame.stream);
-      void this.open(link, frame.stream, control.connection, control.client).finally(() =>
-        link.opening.delete(frame.stream),
-      );
+      void this.open(link, frame.stream, control).finally(() => link.opening.delete(frame.stream));
       return;
     }
     if (route === undefined || route.state === RouteState.closed) return; // closed in flight
@@ -317,9 +354,9 @@ export class Hub {
   private async open(
     link: ClientLink,
     clientStream: number,
-    name: string,
-    client: string | undefined,
+    request: OpenConnectionMessage,
   ): Promise<void> {
+    const { connection: name, client } = request;
     const fail = (err: HoopError): void => {
       link.tunnel.sendControl(clientStream, { t: 'open-error', error: errorBodyOf(err) });
     };
@@ -364,6 +401,26 @@ export class Hub {
       // Not usable and not even acknowledged: the same answer as for a connection that does not exist.
       fail(new HoopError('CONNECTION_NOT_FOUND', `no connection named ${name} that you may use`));
       return;
+    }
+    if (request.review !== undefined) {
+      // Checked before anything runs: an unusable review fails the open, not a statement later.
+      try {
+        if (this.statementReviewUses === undefined) {
+          throw new HoopError(
+            'INVALID_REQUEST',
+            'this broker cannot run approved statement reviews',
+          );
+        }
+        await this.statementReviewUses.check({
+          review: request.review,
+          userId: link.userId,
+          userName: link.userName,
+          connection: resolved.info.name,
+        });
+      } catch (err) {
+        fail(toHoopError(err));
+        return;
+      }
     }
     const agent = this.agents.get(resolved.info.agentId);
     if (agent === undefined) {
@@ -433,6 +490,9 @@ export class Hub {
     );
     link.routes.set(clientStream, route);
     agent.routes.set(agentStream, route);
+    if (request.reviews !== undefined || request.review !== undefined) {
+      this.streamReviews.set(route, { mode: request.reviews ?? 'hold', review: request.review });
+    }
     agent.tunnel.sendControl(agentStream, {
       t: 'open-session',
       session: session.id,
@@ -475,17 +535,46 @@ export class Hub {
     this.statementReviews = requester;
   }
 
-  /** A statement review was decided: tell the agent holding the statement (if still there). */
-  statementDecided(review: {
+  /** Where approved statement reviews are used up (set once the review store exists). */
+  setStatementReviewUses(uses: StatementReviewUses): void {
+    this.statementReviewUses = uses;
+  }
+
+  /**
+   * A statement review was decided: tell the agent holding the statement (if still there). An
+   * approval is used up as it is passed on, so the statement runs once, here; when it cannot be
+   * (already used by `--review`, or no way to record it), the agent is told it may not run.
+   */
+  async statementDecided(review: {
     readonly id: string;
     readonly status: string;
+    readonly connection: string;
+    readonly requester: string;
+    readonly statement: string | null;
     readonly decidedBy: string | null;
     readonly decisionReason: string | null;
-  }): void {
+  }): Promise<void> {
     const held = this.heldStatements.get(review.id);
     if (held === undefined || review.status === 'pending') return;
     this.heldStatements.delete(review.id);
     if (this.agents.get(held.agent.id) !== held.agent) return; // that tunnel is gone
+    if (review.status === 'approved') {
+      try {
+        if (this.statementReviewUses === undefined) {
+          throw new HoopError('INTERNAL', 'approved statement reviews cannot be recorded as used');
+        }
+        await this.statementReviewUses.consumeHeld(review, held.session);
+      } catch (err) {
+        if (this.agents.get(held.agent.id) !== held.agent) return;
+        held.agent.tunnel.sendControl(TUNNEL_STREAM, {
+          t: 'review-pending',
+          ref: held.ref,
+          error: errorBodyOf(toHoopError(err)),
+        });
+        return;
+      }
+      if (this.agents.get(held.agent.id) !== held.agent) return;
+    }
     held.agent.tunnel.sendControl(TUNNEL_STREAM, {
       t: 'review-decision',
       ref: held.ref,
@@ -502,12 +591,14 @@ export class Hub {
     ref: number,
     statement: string,
   ): Promise<void> {
-    const answer = (body: { review: string } | { error: HoopError }): void => {
+    const answer = (body: { review: string; detached?: boolean } | { error: HoopError }): void => {
       if (this.agents.get(link.id) !== link) return;
       link.tunnel.sendControl(TUNNEL_STREAM, {
         t: 'review-pending',
         ref,
-        ...('review' in body ? { review: body.review } : { error: errorBodyOf(body.error) }),
+        ...('review' in body
+          ? { review: body.review, ...(body.detached === true ? { detached: true } : {}) }
+          : { error: errorBodyOf(body.error) }),
       });
     };
     try {
@@ -519,6 +610,32 @@ export class Hub {
       if (route === undefined || owner === undefined || this.statementReviews === undefined) {
         throw new HoopError('NOT_FOUND', `no live session ${session} on this agent to review`);
       }
+      const wanted = this.streamReviews.get(route);
+      if (wanted?.review !== undefined) {
+        // The stream runs an approved review: this statement must be that one, used up now.
+        if (this.statementReviewUses === undefined) {
+          throw new HoopError(
+            'INVALID_REQUEST',
+            'this broker cannot run approved statement reviews',
+          );
+        }
+        await this.statementReviewUses.consume({
+          review: wanted.review,
+          userId: owner.userId,
+          userName: owner.userName,
+          connection: route.connection,
+          statement,
+          session,
+        });
+        if (this.agents.get(link.id) !== link) return;
+        link.tunnel.sendControl(TUNNEL_STREAM, {
+          t: 'review-decision',
+          ref,
+          review: wanted.review,
+          status: 'approved',
+        });
+        return;
+      }
       const review = await this.statementReviews({
         session,
         connection: route.connection,
@@ -526,7 +643,12 @@ export class Hub {
         userName: owner.userName,
         statement,
       });
-      this.heldStatements.set(review, { agent: link, ref });
+      if (wanted?.mode === 'return') {
+        // The client does not wait: the review stays pending, and no decision goes to the agent.
+        answer({ review, detached: true });
+        return;
+      }
+      this.heldStatements.set(review, { agent: link, ref, session });
       answer({ review });
     } catch (err) {
       answer({ error: toHoopError(err) });

@@ -41,6 +41,7 @@ export {
   type ReviewDecisionMessage,
   type ReviewPendingMessage,
   type ReviewRequestMessage,
+  StatementReviewMode,
   type TerminateMessage,
   type TunnelErrorMessage,
   TunnelRole,

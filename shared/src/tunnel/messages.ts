@@ -31,7 +31,22 @@ export interface OpenConnectionMessage {
   readonly connection: string;
   /** Free text describing the client (e.g. local address); for the audit trail. */
   readonly client?: string;
+  /**
+   * What happens to a statement held for review on this stream (`hoop exec`): `hold` (the
+   * default) waits for the decision; `return` creates the review and refuses the statement at
+   * once as pending, so the client can exit and run it again with `review`.
+   */
+  readonly reviews?: StatementReviewMode;
+  /**
+   * An approved statement review this stream runs: the broker checks at open that it is the
+   * caller's, for this connection and approved, and when the agent holds a statement, that the
+   * statement is the reviewed one; it is then used up (a second use is REVIEW_CONSUMED).
+   */
+  readonly review?: string;
 }
+
+export const StatementReviewMode = { hold: 'hold', return: 'return' } as const;
+export type StatementReviewMode = (typeof StatementReviewMode)[keyof typeof StatementReviewMode];
 
 /** Broker → agent: serve a session on this stream. */
 export interface OpenSessionMessage {
@@ -112,12 +127,18 @@ export interface ReviewRequestMessage {
   readonly statement: string;
 }
 
-/** Broker → agent on stream 0: the review for `ref` exists (or could not be created: `error`). */
+/**
+ * Broker → agent on stream 0: the review for `ref` exists (or could not be created, or the
+ * stream's approved review cannot be used for it: `error`). With `detached`, the client asked
+ * not to wait (`reviews: 'return'`): no decision follows, and the statement is refused as
+ * pending.
+ */
 export interface ReviewPendingMessage {
   readonly t: 'review-pending';
   readonly ref: number;
   readonly review?: string;
   readonly error?: ErrorBody;
+  readonly detached?: boolean;
 }
 
 /** Broker → agent on stream 0: the review for `ref` was decided. */
@@ -218,6 +239,9 @@ export function decodeControl(body: Buffer): ControlMessage {
     case 'open':
       str(o, 'connection');
       str(o, 'client', true);
+      str(o, 'review', true);
+      if (o['reviews'] !== undefined && !Object.hasOwn(StatementReviewMode, o['reviews'] as string))
+        throw malformed('unknown reviews mode');
       break;
     case 'open-session':
       str(o, 'session');
@@ -269,6 +293,8 @@ export function decodeControl(body: Buffer): ControlMessage {
       int(o, 'ref');
       str(o, 'review', true);
       errorBody(o, 'error', true);
+      if (o['detached'] !== undefined && typeof o['detached'] !== 'boolean')
+        throw malformed('field detached must be a boolean');
       if ((o['review'] === undefined) === (o['error'] === undefined)) {
         throw malformed('review-pending needs exactly one of review, error');
       }
