@@ -3,9 +3,13 @@
  * `request`, which sends `review-request` to the broker on stream 0 and waits for
  * `review-pending` (the review id, shown to the client) and `review-decision`. A timeout, an
  * aborted session or a lost tunnel is a refusal: a held statement never runs without approval.
+ * The broker may answer at once instead: a `detached` pending review (the client asked not to
+ * wait: refused as PENDING_APPROVAL), or a decision with no pending review before it (the
+ * stream runs an approved review, used up for this statement).
  */
 import {
   type Clock,
+  type ErrorCode,
   MAX_REVIEW_STATEMENT_BYTES,
   type ReviewDecisionMessage,
   type ReviewPendingMessage,
@@ -46,7 +50,7 @@ export class StatementReviews {
     signal: AbortSignal,
   ): Promise<StatementDecision> {
     const refuse = (message: string): Promise<StatementDecision> =>
-      Promise.resolve({ approved: false, message: `hoop: ${message}` });
+      Promise.resolve({ approved: false, message: `hoop: ${message}`, code: 'INVALID_REQUEST' });
     if (Buffer.byteLength(statement) > MAX_REVIEW_STATEMENT_BYTES) {
       return refuse(`statement too long to review (over ${MAX_REVIEW_STATEMENT_BYTES} bytes)`);
     }
@@ -63,7 +67,11 @@ export class StatementReviews {
         resolve(decision);
       };
       const onAbort = (): void =>
-        done({ approved: false, message: 'hoop: the session ended while waiting for approval' });
+        done({
+          approved: false,
+          message: 'hoop: the session ended while waiting for approval',
+          code: 'TUNNEL_CLOSED',
+        });
       this.waiters.set(ref, { onPending, resolve: done });
       if (signal.aborted) return onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
@@ -73,10 +81,15 @@ export class StatementReviews {
           approved: false,
           ...(review === undefined ? {} : { review }),
           message: `hoop: no decision in time on review ${review ?? '(none)'}; the statement did not run`,
+          code: 'REVIEW_NOT_APPROVED',
         });
       }, this.options.timeoutMs ?? DEFAULT_STATEMENT_REVIEW_TIMEOUT_MS);
       if (!this.options.send({ t: 'review-request', session, ref, statement })) {
-        done({ approved: false, message: 'hoop: the broker is not reachable to ask for approval' });
+        done({
+          approved: false,
+          message: 'hoop: the broker is not reachable to ask for approval',
+          code: 'BROKER_UNREACHABLE',
+        });
       }
     });
   }
@@ -85,13 +98,25 @@ export class StatementReviews {
     const waiter = this.waiters.get(message.ref);
     if (waiter === undefined) return;
     if (message.review === undefined) {
+      const code: ErrorCode = message.error?.code ?? 'INTERNAL';
       waiter.resolve({
         approved: false,
-        message: `hoop: could not ask for approval: ${message.error?.message ?? 'unknown error'}`,
+        ...(waiter.review === undefined ? {} : { review: waiter.review }),
+        message: `hoop: the statement did not run: ${message.error?.message ?? 'unknown error'}`,
+        code,
       });
       return;
     }
     waiter.review = message.review;
+    if (message.detached === true) {
+      waiter.resolve({
+        approved: false,
+        review: message.review,
+        message: `hoop: the statement needs approval: review ${message.review} is pending (approve with: hoop reviews approve ${message.review})`,
+        code: 'PENDING_APPROVAL',
+      });
+      return;
+    }
     waiter.onPending(message.review);
   }
 
@@ -106,6 +131,7 @@ export class StatementReviews {
       approved: false,
       review: message.review,
       message: `hoop: statement not approved: review ${message.review} was ${message.status}${message.by === undefined ? '' : ` by ${message.by}`}${message.reason === undefined ? '' : `: ${message.reason}`}`,
+      code: 'REVIEW_NOT_APPROVED',
     });
   }
 
@@ -115,6 +141,7 @@ export class StatementReviews {
       waiter.resolve({
         approved: false,
         message: 'hoop: lost the broker while waiting for approval',
+        code: 'TUNNEL_CLOSED',
       });
     }
   }

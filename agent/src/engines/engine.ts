@@ -5,17 +5,27 @@
  * credential, and relays. It never lets the target's credential reach the client.
  */
 import type { Duplex } from 'node:stream';
-import type { AuditSink, ConnectionTarget, Logger, Policy } from '@hoop/shared';
+import type { AuditSink, ConnectionTarget, ErrorCode, Logger, Policy } from '@hoop/shared';
 
 export interface ResolvedCredential {
   /** The target password, or undefined when the target needs none (trust). */
   readonly password: string | undefined;
 }
 
-/** What an engine learns about a statement held for approval. */
+/**
+ * What an engine learns about a statement held for approval. A refusal's `code` says why:
+ * PENDING_APPROVAL (the client asked not to wait), REVIEW_NOT_APPROVED (rejected, expired, no
+ * decision in time), REVIEW_CONSUMED / REVIEW_MISMATCH (an approved review that cannot be used
+ * for it), or what kept the agent from asking.
+ */
 export type StatementDecision =
   | { readonly approved: true; readonly review: string }
-  | { readonly approved: false; readonly review?: string; readonly message: string };
+  | {
+      readonly approved: false;
+      readonly review?: string;
+      readonly message: string;
+      readonly code: ErrorCode;
+    };
 
 /**
  * Asks approvers about one statement (a statement review at the broker). `onPending` is called

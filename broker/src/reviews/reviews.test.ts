@@ -368,11 +368,17 @@ describe('reviews (broker + agent + PostgreSQL + webhook, in process)', () => {
       assert.deepEqual((await c.query(`select count(*)::int as n from ${table}`)).rows, [{ n: 1 }]);
       // Reads are never held.
       assert.equal(notices.length, 2);
-      // The extended protocol cannot be held: refused, session still usable.
-      await assert.rejects(
-        c.query({ text: `insert into ${table} values ($1)`, values: [9] }),
-        /simple query/,
+      // The extended protocol is held too, with its parameters shown; rejected, the session
+      // still works.
+      const extended = c.query({ text: `insert into ${table} values ($1)`, values: [9] });
+      await until(() => notices.length === 3);
+      const id3 = /review ([0-9a-f-]{36})/.exec(notices[2] as string)?.[1] as string;
+      assert.equal(
+        (await api('GET', `/api/v1/reviews/${id3}`, as('abe'))).body['statement'],
+        `insert into ${table} values ($1)\n-- parameters: $1 = '9'`,
       );
+      await api('POST', `/api/v1/reviews/${id3}/reject`, as('abe'));
+      await assert.rejects(extended, /rejected by abe/);
       assert.deepEqual((await c.query('select 1 as one')).rows, [{ one: 1 }]);
       assert.equal((await direct.query(`select count(*)::int as n from ${table}`)).rows[0].n, 1);
     } finally {

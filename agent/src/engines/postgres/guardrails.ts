@@ -18,6 +18,8 @@ export interface Denial {
   /** What the client is told (already prefixed with "hoop: "). */
   readonly message: string;
   readonly sqlstate: string;
+  /** ErrorResponse detail (statement reviews: which hoop error and review, see review-gate.ts). */
+  readonly detail?: string;
 }
 
 export type Verdict =

@@ -100,6 +100,7 @@ export const SqlState = {
   inFailedSqlTransaction: '25P02',
   adminShutdown: '57P01',
   queryCanceled: '57014',
+  programLimitExceeded: '54000',
   internalError: 'XX000',
 } as const;
 export type SqlState = (typeof SqlState)[keyof typeof SqlState];

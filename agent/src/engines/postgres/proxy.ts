@@ -19,6 +19,13 @@
  * refused with 25P02 as postgres would, and COMMIT is sent as ROLLBACK (which is what postgres
  * does with a COMMIT of a failed transaction), so work before the denial is never committed.
  *
+ * Reviews (`reviews.statements`): a simple Query of a held kind waits (holdQuery), and so does
+ * an extended-protocol batch that would run one, from its Parse (or the Bind of a statement
+ * prepared earlier) up to its Sync or Flush (held-batch.ts): nothing of it reaches the target
+ * until approved, then it is replayed in order, exactly once. Refused, the client gets
+ * ErrorResponse (42501, the detail naming the review, review-gate.ts) and ReadyForQuery. Either
+ * way the client's later messages wait behind it, so pipelined clients keep their order.
+ *
  * Unchanged messages are forwarded as the original bytes; only masked DataRows and text
  * messages are re-encoded.
  */
@@ -28,6 +35,7 @@ import type { StatementReviewer } from '../engine.js';
 import type { Catalog } from './catalog.js';
 import { PgFailure, PostgresEngineError, protocolError } from './errors.js';
 import { type Denial, denial, type Guardrails } from './guardrails.js';
+import { HeldBatch } from './held-batch.js';
 import { type ColumnPlan, MaskCounts, type Masker } from './masking.js';
 import { BackendCode, ErrorField, FrontendCode, SqlState } from './messages.js';
 import {
@@ -49,9 +57,10 @@ import {
 import { MessagePump } from './pump.js';
 import { PacketReader, type PgFrame } from './reader.js';
 import { Recorder, type StatementRecord } from './recorder.js';
+import { askReview } from './review-gate.js';
 import { joinSides } from './sides.js';
 import type { StatementFacts } from './sql.js';
-import { encodeMessage, errorResponse, noticeResponse } from './writer.js';
+import { encodeMessage, errorResponse } from './writer.js';
 
 export interface ProxyOptions {
   readonly client: Duplex;
@@ -72,7 +81,12 @@ export interface ProxyOptions {
   readonly maxPreparedStatements: number;
   /** Asks approvers about statements of `reviews.statements` kinds (held until decided). */
   readonly reviewStatement?: StatementReviewer;
+  /** Bytes of one extended-protocol batch held for review, at most (over it: refused). */
+  readonly maxHeldBatchBytes?: number;
 }
+
+/** Default of `maxHeldBatchBytes`: a batch whose review text could not be sent anyway. */
+export const DEFAULT_MAX_HELD_BATCH_BYTES = 1024 * 1024;
 
 type Expectation =
   | {
@@ -96,6 +110,8 @@ interface Prepared {
   readonly sql: string;
   /** Ends a (failed) transaction: ROLLBACK, ROLLBACK TO, COMMIT. */
   readonly ending: boolean;
+  /** The kind that needs approval: every Bind of this statement is held for review. */
+  readonly review?: string;
 }
 
 interface Portal extends Prepared {
@@ -141,6 +157,12 @@ export class PolicyProxy {
   /** Names prepared with SQL PREPARE that passed the guardrails. */
   private readonly sqlPrepared: BoundedMap<true>;
   private idleWaiters: Array<() => void> = [];
+  /** The extended-protocol batch waiting for review, while its messages arrive. */
+  private held: HeldBatch | undefined;
+  /** Replaying an approved batch: nothing in it is held again. */
+  private replaying = false;
+  /** Extended-protocol messages went to the target since the last Sync. */
+  private batchOpen = false;
   private readonly clientPump: MessagePump;
   private readonly targetPump: MessagePump;
 
@@ -221,6 +243,8 @@ export class PolicyProxy {
       );
     }
     this.expect.push(e);
+    if (e.kind === 'sync') this.batchOpen = false;
+    else if (e.kind !== 'query') this.batchOpen = true;
   }
 
   private peek(): Expectation | undefined {
@@ -265,6 +289,7 @@ export class PolicyProxy {
   // ---- client → target ----
 
   private onClient(frame: PgFrame, out: Buffer[]): undefined | Promise<void> {
+    if (this.held !== undefined) return this.holdFrame(this.held, frame, out);
     const code = frame.code;
     if (code === FrontendCode.copyData || code === FrontendCode.copyDone) {
       if (this.skipUntilSync === undefined) out.push(frame.frame);
@@ -289,6 +314,22 @@ export class PolicyProxy {
         if (this.virtualAbort && statement?.ending !== true) {
           this.denyBatch(abortedDenial, statement?.sql ?? '', undefined);
           return undefined;
+        }
+        if (!this.replaying && this.o.guardrails.reviewKinds.size > 0) {
+          if (statement === undefined) {
+            // Forgotten (maxPreparedStatements) or never prepared: hoop cannot tell whether it
+            // needs approval, so it does not run.
+            this.denyBatch(
+              denial(
+                `prepared statement "${message.statement}" is not known to hoop; prepare it again`,
+                'review: unknown statement',
+              ),
+              '',
+              undefined,
+            );
+            return undefined;
+          }
+          if (statement.review !== undefined) return this.startHold(statement.review, frame, out);
         }
         this.portals.set(message.portal, {
           sql: statement?.sql ?? '',
@@ -359,7 +400,10 @@ export class PolicyProxy {
   private onQuery(sql: string, frame: PgFrame, out: Buffer[]): undefined | Promise<void> {
     const verdict = this.verdict(sql);
     if (!verdict.allowed) return this.denyQuery(sql, verdict.denial);
-    const held = this.virtualAbort ? undefined : this.o.guardrails.reviewKind(verdict.statements);
+    const held =
+      this.virtualAbort || this.replaying
+        ? undefined
+        : this.o.guardrails.reviewKind(verdict.statements);
     if (held !== undefined) return this.holdQuery(sql, held, frame, out, verdict.statements);
     this.forwardQuery(sql, frame, out, verdict.statements);
     return undefined;
@@ -379,35 +423,16 @@ export class PolicyProxy {
     statements: readonly StatementFacts[],
   ): Promise<void> {
     const original = Buffer.from(frame.frame); // the reader's buffer is not ours to keep
-    const reviewer = this.o.reviewStatement;
     await this.idle();
-    if (reviewer === undefined) {
-      return this.denyQuery(
-        sql,
-        denial(`${kind} statements need approval and this agent cannot ask`, 'review'),
-      );
-    }
-    const decision = await reviewer(
+    const answer = await askReview(
+      this.o.reviewStatement,
       sql,
-      (review) =>
-        this.toClient(
-          noticeResponse(
-            `hoop: waiting for approval: review ${review} (approve with: hoop reviews approve ${review})`,
-          ),
-        ),
+      kind,
+      (notice) => this.toClient(notice),
       this.o.signal,
-    ).catch((err: unknown) => ({
-      approved: false as const,
-      message: `hoop: statement review failed: ${err instanceof Error ? err.message : String(err)}`,
-    }));
-    if (!decision.approved) {
-      return this.denyQuery(sql, {
-        rule: `review: ${kind}`,
-        message: decision.message,
-        sqlstate: SqlState.insufficientPrivilege,
-      });
-    }
-    this.o.logger.info('statement approved by review', { review: decision.review });
+    );
+    if (!answer.approved) return this.denyQuery(sql, answer.denial);
+    this.o.logger.info('statement approved by review', { review: answer.review });
     this.forwardQuery(sql, { ...frame, frame: original }, out, statements);
   }
 
@@ -444,10 +469,7 @@ export class PolicyProxy {
     const respond = (): void => {
       const status: TransactionStatus = this.status === 'I' ? 'I' : 'E';
       if (status === 'E') this.virtualAbort = true;
-      this.toClient(
-        errorResponse({ severity: 'ERROR', code: found.sqlstate, message: found.message }),
-        encodeReadyForQuery(status),
-      );
+      this.toClient(errorFor(found), encodeReadyForQuery(status));
       this.recordDenial(sql, found, undefined);
     };
     const waiting = this.idle();
@@ -460,11 +482,7 @@ export class PolicyProxy {
 
   /** A denied extended-protocol message: drop the client's messages up to Sync. */
   private denyBatch(found: Denial, sql: string, params: (string | null)[] | undefined): void {
-    this.skipUntilSync = errorResponse({
-      severity: 'ERROR',
-      code: found.sqlstate,
-      message: found.message,
-    });
+    this.skipUntilSync = errorFor(found);
     this.recordDenial(sql, found, params);
   }
 
@@ -486,28 +504,22 @@ export class PolicyProxy {
     message: Extract<ClientMessage, { type: 'parse' }>,
     frame: PgFrame,
     out: Buffer[],
-  ): undefined {
+  ): undefined | Promise<void> {
     const verdict = this.verdict(message.sql);
     if (!verdict.allowed) {
       this.denyBatch(verdict.denial, message.sql, undefined);
       return undefined;
     }
     const held = this.o.guardrails.reviewKind(verdict.statements);
-    if (held !== undefined) {
-      this.denyBatch(
-        denial(
-          `${held} statements need approval, which works with the simple query protocol only (e.g. psql)`,
-          `review: ${held}`,
-        ),
-        message.sql,
-        undefined,
-      );
-      return undefined;
-    }
+    if (held !== undefined && !this.replaying) return this.startHold(held, frame, out);
     this.track(verdict.statements);
     const first = verdict.statements[0]?.transaction;
     const ending = ENDING.has(first ?? '');
-    this.statements.set(message.name, { sql: message.sql, ending });
+    this.statements.set(message.name, {
+      sql: message.sql,
+      ending,
+      ...(held === undefined ? {} : { review: held }),
+    });
     if (this.virtualAbort && (first === 'commit' || first === 'prepare-transaction')) {
       out.push(encodeParse(message.name, 'ROLLBACK', message.paramTypes));
     } else {
@@ -515,6 +527,97 @@ export class PolicyProxy {
     }
     this.push({ kind: 'parse' });
     return undefined;
+  }
+
+  // ---- extended-protocol batches held for review ----
+
+  /** Starts holding the batch at `frame` (a Parse or Bind that needs approval). */
+  private startHold(kind: string, frame: PgFrame, out: Buffer[]): undefined | Promise<void> {
+    const batch = new HeldBatch(kind, {
+      maxMessages: this.o.maxPendingMessages,
+      maxBytes: this.o.maxHeldBatchBytes ?? DEFAULT_MAX_HELD_BATCH_BYTES,
+    });
+    // What went to the target earlier in this batch is answered now (Flush), not after the wait.
+    if (this.batchOpen) out.push(FLUSH);
+    this.held = batch;
+    return this.holdFrame(batch, frame, out);
+  }
+
+  /** Keeps a message of the held batch; at its end, asks approvers. */
+  private holdFrame(batch: HeldBatch, frame: PgFrame, out: Buffer[]): undefined | Promise<void> {
+    if (!batch.add(frame)) {
+      this.held = undefined;
+      const limit = this.o.maxHeldBatchBytes ?? DEFAULT_MAX_HELD_BATCH_BYTES;
+      this.denyBatch(
+        denial(
+          `a batch held for review is limited to ${this.o.maxPendingMessages} messages and ${limit} bytes (maxHeldBatchBytes)`,
+          `review: ${batch.kind}`,
+          SqlState.programLimitExceeded,
+        ),
+        '',
+        undefined,
+      );
+      return this.onClient(frame, out);
+    }
+    if (!HeldBatch.ends(frame)) return undefined;
+    this.held = undefined;
+    return this.releaseHeld(batch, out);
+  }
+
+  /** The held batch is complete: run it once approved, otherwise refuse it. */
+  private async releaseHeld(batch: HeldBatch, out: Buffer[]): Promise<void> {
+    const text = batch.reviewText({
+      statement: (name) => this.statements.get(name)?.sql,
+      portal: (name) => this.portals.get(name),
+    });
+    if (text === undefined) return this.replay(batch, out); // runs nothing: nothing to approve
+    await this.idle();
+    const answer = await askReview(
+      this.o.reviewStatement,
+      text,
+      batch.kind,
+      (notice) => this.toClient(notice),
+      this.o.signal,
+    );
+    if (answer.approved) {
+      this.o.logger.info('statement batch approved by review', { review: answer.review });
+      return this.replay(batch, out);
+    }
+    this.recordDenial(text, answer.denial, undefined);
+    if (batch.endsWithSync) {
+      // The target ends the batch (and anything it ran before the hold); the refusal goes
+      // right before its ReadyForQuery.
+      out.push(SYNC);
+      this.push({ kind: 'sync', forceFailed: this.virtualAbort, inject: errorFor(answer.denial) });
+      return;
+    }
+    // Ended by Flush: the client waits for an answer before it sends Sync.
+    if (!this.batchErrored) this.toClient(errorFor(answer.denial));
+    this.skipUntilSync = Buffer.alloc(0);
+  }
+
+  /** Runs the held messages through the proxy as if they had just arrived. */
+  private async replay(batch: HeldBatch, out: Buffer[]): Promise<void> {
+    this.replaying = true;
+    try {
+      for (const frame of batch.frames) {
+        const pending = this.onClient(frame, out);
+        if (pending !== undefined) {
+          this.sendToTarget(out);
+          await pending;
+        }
+      }
+    } finally {
+      this.replaying = false;
+    }
+  }
+
+  /** Writes queued output to the target now (before waiting for its answers). */
+  private sendToTarget(out: Buffer[]): void {
+    const parts = out.splice(0);
+    const { target } = this.o;
+    if (parts.length === 0 || target.destroyed || target.writableEnded) return;
+    target.write(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts));
   }
 
   private onExecute(portalName: string, frame: PgFrame, out: Buffer[]): undefined {
@@ -802,6 +905,19 @@ export class PolicyProxy {
     this.wakeIfIdle();
   }
 }
+
+/** The ErrorResponse of a denial. */
+function errorFor(found: Denial): Buffer {
+  return errorResponse({
+    severity: 'ERROR',
+    code: found.sqlstate,
+    message: found.message,
+    ...(found.detail === undefined ? {} : { detail: found.detail }),
+  });
+}
+
+const FLUSH = encodeMessage(FrontendCode.flush);
+const SYNC = encodeMessage(FrontendCode.sync);
 
 /** Describe ('D') of a portal. */
 function describePortal(name: string): Buffer {
