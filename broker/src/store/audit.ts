@@ -128,6 +128,12 @@ type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 /**
  * Appends rows to the chain in order, skipping rows whose (session, seq) is already stored.
  * Returns the rows appended and the duplicates skipped.
+ *
+ * Redelivered rows are rare (an agent resends only what it saw no ack for), so the append first
+ * assumes none: one INSERT that fails on a (session, seq) conflict. Only when that rolls back is
+ * the append redone with a lookup of what is stored. On the embedded store (`ctx.exclusive`: this
+ * process is the only writer) the chain lock is skipped and the chain head is kept in memory, so
+ * a group of events costs the store BEGIN, INSERT, COMMIT.
  */
 export function appendChained(
   ctx: StoreContext,
@@ -135,39 +141,73 @@ export function appendChained(
 ): Promise<{ stored: number; duplicates: number }> {
   if (rows.length === 0) return Promise.resolve({ stored: 0, duplicates: 0 });
   return guard('append audit events', () =>
-    serialized(ctx.db, () =>
-      ctx.db.transaction(async (tx) => appendInTx(ctx, tx as unknown as Tx, rows)),
-    ),
+    serialized(ctx.db, async () => {
+      try {
+        return await inTransaction(ctx, (tx) => appendInTx(ctx, tx, rows, GENESIS_HASH, true));
+      } catch (err) {
+        if (!(err instanceof RedeliveredRows)) throw err;
+      }
+      return inTransaction(ctx, (tx) => appendInTx(ctx, tx, rows, GENESIS_HASH, false));
+    }),
   );
 }
 
-/** The append itself; the caller holds a transaction. Also used by the retention sweep. */
+/** Thrown inside an optimistic append that met a stored (session, seq): rolls it back. */
+class RedeliveredRows extends Error {}
+
+/** The chain head (last row's hash) of an exclusive store, known after its first append. */
+const heads = new WeakMap<Db, string>();
+
+/**
+ * Runs `fn` in a transaction and keeps the cached chain head in step: `fn` returns the new head,
+ * which is remembered once the transaction committed; any failure forgets it (read again next).
+ */
+async function inTransaction<T extends { head: string | undefined }>(
+  ctx: StoreContext,
+  fn: (tx: Tx) => Promise<T>,
+): Promise<T> {
+  try {
+    const result = await ctx.db.transaction((tx) => fn(tx as unknown as Tx));
+    if (ctx.exclusive === true && result.head !== undefined) heads.set(ctx.db, result.head);
+    return result;
+  } catch (err) {
+    heads.delete(ctx.db);
+    throw err;
+  }
+}
+
+/** The hash the next row chains from, read under the chain lock (or cached, see heads). */
+async function chainHead(ctx: StoreContext, tx: Tx, startPrev: string): Promise<string> {
+  if (ctx.exclusive === true) {
+    const cached = heads.get(ctx.db);
+    if (cached !== undefined) return cached;
+  } else {
+    await tx.execute(sql`select pg_advisory_xact_lock(${AUDIT_LOCK_KEY})`);
+  }
+  const [last] = await tx
+    .select({ hash: auditEvents.hash })
+    .from(auditEvents)
+    .orderBy(desc(auditEvents.id))
+    .limit(1);
+  return last?.hash ?? startPrev;
+}
+
+/**
+ * The append itself; the caller holds a transaction (see inTransaction). Also used by the
+ * retention sweep. Returns the new chain head (undefined when nothing was appended).
+ */
 export async function appendInTx(
   ctx: StoreContext,
   tx: Tx,
   rows: readonly ChainInput[],
   /** prev_hash of the first row when the table is empty (a sweep that deleted every row). */
   startPrev: string = GENESIS_HASH,
-): Promise<{ stored: number; duplicates: number }> {
-  await tx.execute(sql`select pg_advisory_xact_lock(${AUDIT_LOCK_KEY})`);
+  /** Assume no row is stored yet: a conflict throws RedeliveredRows instead of a lookup. */
+  optimistic = false,
+): Promise<{ stored: number; duplicates: number; head: string | undefined }> {
+  let prev = await chainHead(ctx, tx, startPrev);
+  const seen = optimistic ? new Set<string>() : await storedKeys(tx, rows);
   // Redelivery: drop what is stored already (and repeats inside this batch).
-  const keyed = rows.filter((r) => r.sessionId !== null && r.seq !== null);
-  const seen = new Set<string>();
-  if (keyed.length > 0) {
-    const existing = await tx
-      .select({ sessionId: auditEvents.sessionId, seq: auditEvents.seq })
-      .from(auditEvents)
-      .where(
-        and(
-          inArray(auditEvents.sessionId, [...new Set(keyed.map((r) => r.sessionId as string))]),
-          inArray(
-            auditEvents.seq,
-            keyed.map((r) => r.seq as number),
-          ),
-        ),
-      );
-    for (const e of existing) seen.add(`${e.sessionId}\u0000${e.seq}`);
-  }
   const fresh: ChainInput[] = [];
   for (const r of rows) {
     if (r.sessionId !== null && r.seq !== null) {
@@ -178,39 +218,34 @@ export async function appendInTx(
     fresh.push(r);
   }
   const duplicates = rows.length - fresh.length;
-  if (fresh.length === 0) return { stored: 0, duplicates };
-  const [last] = await tx
-    .select({ hash: auditEvents.hash })
-    .from(auditEvents)
-    .orderBy(desc(auditEvents.id))
-    .limit(1);
-  let prev = last?.hash ?? startPrev;
+  if (fresh.length === 0) return { stored: 0, duplicates, head: undefined };
   const receivedAt = nowOf(ctx);
+  const received = receivedAt.toISOString();
   const values = fresh.map((r) => {
     const data = jsonValue(r.data);
-    const content = { ...r, data, receivedAt };
-    const hash = rowHash(prev, content);
-    const row = {
-      sessionId: r.sessionId,
-      agentId: r.agentId,
+    const hash = rowHash(prev, { ...r, data, receivedAt });
+    const row: RecordsetRow = {
+      session_id: r.sessionId,
+      agent_id: r.agentId,
       seq: r.seq,
       type: r.type,
-      at: r.at,
-      receivedAt,
+      at: r.at.toISOString(),
+      received_at: received,
       data,
-      prevHash: prev,
+      prev_hash: prev,
       hash,
     };
     prev = hash;
     return row;
   });
-  for (let i = 0; i < values.length; i += 200) {
-    const chunk = values.slice(i, i + 200);
-    const inserted = await tx
-      .insert(auditEvents)
-      .values(chunk)
-      .returning({ id: auditEvents.id, hash: auditEvents.hash });
-    // The chain relies on ids following the VALUES order; refuse (roll back) if they do not.
+  for (let i = 0; i < values.length; i += APPEND_CHUNK_ROWS) {
+    const chunk = values.slice(i, i + APPEND_CHUNK_ROWS);
+    const inserted = await insertRecordset(tx, chunk);
+    if (inserted.length !== chunk.length) {
+      if (optimistic) throw new RedeliveredRows();
+      throw new Error('audit rows were not all inserted');
+    }
+    // The chain relies on ids following the array's order; refuse (roll back) if they do not.
     for (let j = 1; j < inserted.length; j++) {
       const a = inserted[j - 1];
       const b = inserted[j];
@@ -219,7 +254,87 @@ export async function appendInTx(
       }
     }
   }
-  return { stored: fresh.length, duplicates };
+  return { stored: fresh.length, duplicates, head: prev };
+}
+
+/** Rows per INSERT: one jsonb parameter each, so a chunk is one statement the store parses once. */
+const APPEND_CHUNK_ROWS = 500;
+
+/** One audit row as `jsonb_to_recordset` reads it (snake_case, timestamps as ISO-8601). */
+interface RecordsetRow {
+  readonly session_id: string | null;
+  readonly agent_id: string | null;
+  readonly seq: number | null;
+  readonly type: string;
+  readonly at: string;
+  readonly received_at: string;
+  readonly data: unknown;
+  readonly prev_hash: string;
+  readonly hash: string;
+}
+
+/** The rows of `tx.execute`: postgres.js returns an array, PGlite `{ rows }`. */
+function resultRows<T>(result: unknown): T[] {
+  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
+}
+
+/**
+ * Inserts rows passed as ONE jsonb parameter. A multi-row VALUES list costs the driver and the
+ * server one parameter per column per row (2,000 for 200 rows), which on the embedded store made
+ * each appended event cost a few hundred µs of the broker's event loop; one document is parsed
+ * once. Ids follow the array order (checked by the caller).
+ */
+async function insertRecordset(
+  tx: Tx,
+  rows: readonly RecordsetRow[],
+): Promise<{ id: number; hash: string }[]> {
+  const result = await tx.execute(sql`
+    insert into audit_events (session_id, agent_id, seq, type, at, received_at, data, prev_hash, hash)
+    select r.session_id, r.agent_id, r.seq, r.type, r.at, r.received_at, r.data, r.prev_hash, r.hash
+    from rows from (
+      jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+        as (session_id text, agent_id text, seq bigint, type text, at timestamptz,
+            received_at timestamptz, data jsonb, prev_hash text, hash text)
+    ) with ordinality
+      as r(session_id, agent_id, seq, type, at, received_at, data, prev_hash, hash, ord)
+    order by r.ord
+    on conflict (session_id, seq) do nothing
+    returning id, hash`);
+  return resultRows<{ id: number | string; hash: string }>(result).map((r) => ({
+    id: Number(r.id),
+    hash: r.hash,
+  }));
+}
+
+/**
+ * The (session, seq) keys of `rows` already stored, as `session\0seq`. Looks up one seq range
+ * over the batch's sessions (an index range scan on (session_id, seq)) rather than a list of
+ * every seq, which made the store plan a scan per value.
+ */
+async function storedKeys(tx: Tx, rows: readonly ChainInput[]): Promise<Set<string>> {
+  const seen = new Set<string>();
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  const sessionIds = new Set<string>();
+  for (const r of rows) {
+    if (r.sessionId === null || r.seq === null) continue;
+    sessionIds.add(r.sessionId);
+    if (r.seq < lo) lo = r.seq;
+    if (r.seq > hi) hi = r.seq;
+  }
+  if (sessionIds.size === 0) return seen;
+  const existing = await tx
+    .select({ sessionId: auditEvents.sessionId, seq: auditEvents.seq })
+    .from(auditEvents)
+    .where(
+      and(
+        inArray(auditEvents.sessionId, [...sessionIds]),
+        gte(auditEvents.seq, lo),
+        lte(auditEvents.seq, hi),
+      ),
+    );
+  for (const e of existing) seen.add(`${e.sessionId}\u0000${e.seq}`);
+  return seen;
 }
 
 // ---- agent events ----
@@ -466,9 +581,8 @@ export async function verifyAudit(ctx: StoreContext, maxProblems = 100): Promise
  */
 export function sweepAudit(ctx: StoreContext, before: Date): Promise<{ deleted: number }> {
   return guard('sweep audit events', () =>
-    serialized(ctx.db, () =>
-      ctx.db.transaction(async (txAny) => {
-        const tx = txAny as unknown as Tx;
+    serialized(ctx.db, async () => {
+      const { deleted } = await inTransaction(ctx, async (tx) => {
         await tx.execute(sql`select pg_advisory_xact_lock(${AUDIT_LOCK_KEY})`);
         // The newest row older than the cutoff: it and everything before it go.
         const [cut] = await tx
@@ -477,12 +591,12 @@ export function sweepAudit(ctx: StoreContext, before: Date): Promise<{ deleted: 
           .where(and(lte(auditEvents.receivedAt, before), isNotNull(auditEvents.hash)))
           .orderBy(desc(auditEvents.id))
           .limit(1);
-        if (cut === undefined || cut.hash === null) return { deleted: 0 };
+        if (cut === undefined || cut.hash === null) return { deleted: 0, head: undefined };
         const deleted = await tx
           .delete(auditEvents)
           .where(lte(auditEvents.id, cut.id))
           .returning({ id: auditEvents.id });
-        await appendInTx(
+        const { head } = await appendInTx(
           ctx,
           tx,
           [
@@ -503,8 +617,9 @@ export function sweepAudit(ctx: StoreContext, before: Date): Promise<{ deleted: 
           ],
           cut.hash,
         );
-        return { deleted: deleted.length };
-      }),
-    ),
+        return { deleted: deleted.length, head };
+      });
+      return { deleted };
+    }),
   );
 }

@@ -12,6 +12,11 @@ export interface StoreContext {
   readonly masterKey: Buffer;
   readonly clock: Clock;
   readonly logger: Logger;
+  /**
+   * True when this process is the store's only writer (the embedded PGlite store, which one
+   * broker opens at a time): the audit chain head is then cached in memory and its lock skipped.
+   */
+  readonly exclusive?: boolean;
 }
 
 /** The clock's current time, as the Date drizzle writes to `timestamp with time zone`. */

@@ -74,6 +74,7 @@ export class Store {
       masterKey,
       clock,
       logger: (options.logger ?? silentLogger).child({ component: 'store' }),
+      exclusive: database.kind === 'pglite',
     };
   }
 
