@@ -4,6 +4,7 @@ export { Backoff, type BackoffOptions } from './backoff.js';
 export { resolveCredential } from './credentials.js';
 export type { Engine, EngineSession, ResolvedCredential } from './engines/engine.js';
 export { PacketReader, type PgMessage, type StartupPacket } from './engines/postgres/reader.js';
+export { parseReviewErrorDetail } from './engines/postgres/review-gate.js';
 export { StreamSource } from './engines/postgres/source.js';
 export {
   cancelRequest,

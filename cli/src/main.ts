@@ -16,6 +16,7 @@ import { agentCommand } from './commands/agent.js';
 import { auditCommand } from './commands/audit.js';
 import { brokerCommand } from './commands/broker.js';
 import { connectCommand } from './commands/connect.js';
+import { execCommand } from './commands/exec.js';
 import { grantsCommand } from './commands/grants.js';
 import { loginCommand } from './commands/login.js';
 import { reviewsCommand } from './commands/reviews.js';
@@ -41,6 +42,7 @@ export function buildProgram(env: NodeJS.ProcessEnv): Command {
   upCommand(program, ctx);
   loginCommand(program, ctx);
   connectCommand(program, ctx);
+  execCommand(program, ctx);
   grantsCommand(program, ctx);
   reviewsCommand(program, ctx);
   sessionsCommand(program, ctx);

@@ -263,6 +263,12 @@ export const ErrorCodes = {
     ws: 4011,
     hint: 'The tunnel to the broker closed; run the command again.',
   },
+  STATEMENT_FAILED: {
+    http: 422,
+    exit: ExitCode.failure,
+    ws: 4422,
+    hint: 'The database refused the statement (`hoop exec`); its message and SQLSTATE say why.',
+  },
   // generic
   INTERNAL: {
     http: 500,
