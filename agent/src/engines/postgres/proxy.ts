@@ -32,12 +32,14 @@
 import type { Duplex } from 'node:stream';
 import type { Clock, Logger } from '@hoop/shared';
 import type { StatementReviewer } from '../engine.js';
+import { AnswerQueue } from './answer-queue.js';
+import { BoundedMap } from './bounded-map.js';
 import type { Catalog } from './catalog.js';
 import { PgFailure, PostgresEngineError, protocolError } from './errors.js';
 import { type Denial, denial, type Guardrails } from './guardrails.js';
 import { HeldBatch } from './held-batch.js';
 import { type ColumnPlan, MaskCounts, type Masker } from './masking.js';
-import { BackendCode, ErrorField, FrontendCode, SqlState } from './messages.js';
+import { BackendCode, FrontendCode, SqlState } from './messages.js';
 import {
   type ClientMessage,
   decodeClientMessage,
@@ -57,6 +59,7 @@ import {
 import { MessagePump } from './pump.js';
 import { PacketReader, type PgFrame } from './reader.js';
 import { Recorder, type StatementRecord } from './recorder.js';
+import { maskFields, planColumns } from './response-masking.js';
 import { askReview } from './review-gate.js';
 import { joinSides } from './sides.js';
 import type { StatementFacts } from './sql.js';
@@ -127,26 +130,9 @@ const abortedDenial: Denial = {
   sqlstate: SqlState.inFailedSqlTransaction,
 };
 
-/** Bounded insertion-ordered map: the oldest entry goes when full. */
-class BoundedMap<V> extends Map<string, V> {
-  constructor(private readonly limit: number) {
-    super();
-  }
-  override set(key: string, value: V): this {
-    this.delete(key);
-    super.set(key, value);
-    if (this.size > this.limit) {
-      const oldest = this.keys().next().value;
-      if (oldest !== undefined) this.delete(oldest);
-    }
-    return this;
-  }
-}
-
 export class PolicyProxy {
   private readonly o: ProxyOptions;
-  private readonly expect: Expectation[] = [];
-  private head = 0;
+  private readonly expect: AnswerQueue<Expectation>;
   private status: TransactionStatus = 'I';
   private virtualAbort = false;
   private batchErrored = false;
@@ -156,7 +142,6 @@ export class PolicyProxy {
   private readonly portals: BoundedMap<Portal>;
   /** Names prepared with SQL PREPARE that passed the guardrails. */
   private readonly sqlPrepared: BoundedMap<true>;
-  private idleWaiters: Array<() => void> = [];
   /** The extended-protocol batch waiting for review, while its messages arrive. */
   private held: HeldBatch | undefined;
   /** Replaying an approved batch: nothing in it is held again. */
@@ -168,6 +153,7 @@ export class PolicyProxy {
 
   constructor(options: ProxyOptions) {
     this.o = options;
+    this.expect = new AnswerQueue(options.maxPendingMessages);
     this.statements = new BoundedMap(options.maxPreparedStatements);
     this.portals = new BoundedMap(options.maxPreparedStatements);
     this.sqlPrepared = new BoundedMap(options.maxPreparedStatements);
@@ -207,7 +193,7 @@ export class PolicyProxy {
         closed: () => {
           this.clientPump.stop();
           this.targetPump.stop();
-          for (const wake of this.idleWaiters.splice(0)) wake();
+          this.expect.wakeAll();
         },
       },
     );
@@ -235,51 +221,22 @@ export class PolicyProxy {
   // ---- expectations ----
 
   private push(e: Expectation): void {
-    if (this.expect.length - this.head >= this.o.maxPendingMessages) {
-      throw protocolError(
-        'client',
-        PgFailure.tooManyPending,
-        `more than ${this.o.maxPendingMessages} messages awaiting an answer (maxPendingMessages)`,
-      );
-    }
     this.expect.push(e);
     if (e.kind === 'sync') this.batchOpen = false;
     else if (e.kind !== 'query') this.batchOpen = true;
   }
 
   private peek(): Expectation | undefined {
-    return this.expect[this.head];
+    return this.expect.peek();
   }
 
   private pop(): Expectation | undefined {
-    const e = this.expect[this.head];
-    if (e === undefined) return undefined;
-    this.expect[this.head] = undefined as unknown as Expectation;
-    this.head++;
-    if (this.head > 1024 && this.head * 2 > this.expect.length) {
-      this.expect.splice(0, this.head);
-      this.head = 0;
-    }
-    if (this.head >= this.expect.length) {
-      this.expect.length = 0;
-      this.head = 0;
-    }
-    return e;
-  }
-
-  private get pending(): number {
-    return this.expect.length - this.head;
+    return this.expect.pop();
   }
 
   /** Resolves once every forwarded message has been answered. */
   private idle(): Promise<void> | undefined {
-    if (this.pending === 0) return undefined;
-    return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  private wakeIfIdle(): void {
-    if (this.pending !== 0) return;
-    for (const wake of this.idleWaiters.splice(0)) wake();
+    return this.expect.idle();
   }
 
   private get record(): boolean {
@@ -713,7 +670,7 @@ export class PolicyProxy {
         out.push(frame.frame);
         return undefined;
       case 'notice': {
-        const masked = this.maskFields(message.fields, this.currentCounts());
+        const masked = maskFields(message.fields, this.o.masker, this.currentCounts());
         out.push(masked === undefined ? frame.frame : encodeFields(code, masked));
         return undefined;
       }
@@ -752,7 +709,7 @@ export class PolicyProxy {
   ): undefined | Promise<void> {
     const head = this.peek();
     const finish = (failed: boolean): void => {
-      const plan = this.planFor(fields, failed);
+      const plan = planColumns(fields, this.o.catalog, this.o.masker, failed);
       if (head?.kind === 'describe') {
         this.pop();
         if (head.internalFor !== undefined) {
@@ -781,26 +738,6 @@ export class PolicyProxy {
     }
     finish(false);
     return undefined;
-  }
-
-  private planFor(fields: readonly FieldDescription[], catalogFailed: boolean): ColumnPlan[] {
-    const { catalog, masker } = this.o;
-    const sources = fields.map((f) => {
-      if (f.tableOid === 0 || catalog === undefined || !masker.hasColumnMasks) return undefined;
-      // A view that reads a masked column: which of its columns carries it is unknown, so each
-      // of them is masked as that column (fail closed).
-      const maskedBase = catalog
-        .viewSources(f.tableOid)
-        .find((s) => masker.strategyFor(s) !== undefined);
-      return maskedBase ?? catalog.source(f.tableOid, f.attnum);
-    });
-    const plan = masker.plan(fields, sources);
-    if (!catalogFailed) return plan;
-    return plan.map((p, i) =>
-      (fields[i]?.tableOid ?? 0) === 0
-        ? p
-        : { ...p, column: '<unresolved>', strategy: 'redact' as const },
-    );
   }
 
   private onDataRow(frame: PgFrame, out: Buffer[]): void {
@@ -840,24 +777,8 @@ export class PolicyProxy {
     out.push(masked === undefined ? frame.frame : encodeCopyData(Buffer.from(masked, 'utf8')));
   }
 
-  private maskFields(
-    fields: ReadonlyMap<number, string>,
-    counts: MaskCounts,
-  ): Map<number, string> | undefined {
-    let changed: Map<number, string> | undefined;
-    for (const [type, value] of fields) {
-      if (type === ErrorField.code || type === ErrorField.severity) continue;
-      const masked = this.o.masker.scanText(value, counts);
-      if (masked !== undefined) {
-        changed ??= new Map(fields);
-        changed.set(type, masked);
-      }
-    }
-    return changed;
-  }
-
   private onError(fields: Map<number, string>, frame: PgFrame, out: Buffer[]): void {
-    const masked = this.maskFields(fields, this.currentCounts());
+    const masked = maskFields(fields, this.o.masker, this.currentCounts());
     const head = this.peek();
     this.copyOut = undefined;
     if (head !== undefined && head.kind !== 'query' && head.kind !== 'sync') {
@@ -902,7 +823,7 @@ export class PolicyProxy {
     this.batchErrored = false;
     this.status = answered;
     out.push(answered === status ? encodeReadyForQuery(status) : encodeReadyForQuery(answered));
-    this.wakeIfIdle();
+    this.expect.wakeIfIdle();
   }
 }
 
