@@ -1,0 +1,126 @@
+/**
+ * The embedded store's own thread: owns the PGlite instance and runs what the broker's thread
+ * asks for (pglite-thread.ts is the other end). PGlite executes synchronously inside its
+ * WebAssembly module, so on the broker's thread an audit group commit stalled the tunnel relay
+ * for tens of milliseconds; here it only competes for a core.
+ *
+ * Messages in: `open`, `query` (optionally inside a transaction), `begin`, `end` (commit or
+ * roll back), `close`. Every message gets one reply with its `id`: `{ id, ok: true, value }` or
+ * `{ id, ok: false, error }` where `error` keeps the driver's SQLSTATE fields.
+ */
+import { parentPort } from 'node:worker_threads';
+import { PGlite, type Transaction } from '@electric-sql/pglite';
+import {
+  type ClientMessage,
+  type QueryRequest,
+  type SerializedDbError,
+  textParsers,
+  type WorkerReply,
+} from './pglite-protocol.js';
+
+interface OpenTransaction {
+  readonly tx: Transaction;
+  /** Settles the PGlite transaction callback: true commits, false rolls back. */
+  readonly finish: (commit: boolean) => void;
+  /** Resolves when PGlite has committed or rolled back. */
+  readonly done: Promise<void>;
+}
+
+let db: PGlite | undefined;
+const transactions = new Map<number, OpenTransaction>();
+let nextTx = 1;
+
+function serializeError(err: unknown): SerializedDbError {
+  if (!(err instanceof Error)) return { message: String(err) };
+  const fields = err as unknown as Record<string, unknown>;
+  const out: SerializedDbError = { message: err.message, name: err.name };
+  for (const key of ['code', 'constraint', 'detail', 'severity', 'table', 'column'] as const) {
+    const value = fields[key];
+    if (typeof value === 'string') out[key] = value;
+  }
+  return out;
+}
+
+function opened(): PGlite {
+  if (db === undefined) throw new Error('the embedded store is not open');
+  return db;
+}
+
+async function runQuery(request: QueryRequest): Promise<unknown> {
+  const options = {
+    rowMode: request.rowMode,
+    ...(request.textTypes === undefined ? {} : { parsers: textParsers(request.textTypes) }),
+  };
+  if (request.tx === undefined) {
+    return opened().query(request.sql, request.params, options);
+  }
+  const open = transactions.get(request.tx);
+  if (open === undefined) throw new Error(`transaction ${request.tx} is not open`);
+  return open.tx.query(request.sql, request.params, options);
+}
+
+async function begin(): Promise<number> {
+  const id = nextTx++;
+  let started!: () => void;
+  const ready = new Promise<void>((resolve) => {
+    started = resolve;
+  });
+  let finish!: (commit: boolean) => void;
+  const outcome = new Promise<boolean>((resolve) => {
+    finish = resolve;
+  });
+  const done = opened()
+    .transaction(async (tx) => {
+      transactions.set(id, { tx, finish, done: Promise.resolve() });
+      started();
+      if (!(await outcome)) await tx.rollback();
+    })
+    .then(() => undefined);
+  // A failed BEGIN rejects `done` before `started`: surface it instead of waiting forever.
+  await Promise.race([ready, done]);
+  const open = transactions.get(id);
+  if (open === undefined) throw new Error('could not begin a transaction');
+  transactions.set(id, { ...open, done });
+  return id;
+}
+
+async function end(tx: number, commit: boolean): Promise<void> {
+  const open = transactions.get(tx);
+  if (open === undefined) throw new Error(`transaction ${tx} is not open`);
+  transactions.delete(tx);
+  open.finish(commit);
+  await open.done;
+}
+
+async function handle(message: ClientMessage): Promise<unknown> {
+  switch (message.op) {
+    case 'open':
+      db = await PGlite.create(message.dataDir);
+      return null;
+    case 'query':
+      return runQuery(message);
+    case 'begin':
+      return begin();
+    case 'end':
+      return end(message.tx, message.commit);
+    case 'close':
+      for (const open of transactions.values()) open.finish(false);
+      transactions.clear();
+      if (db !== undefined && !db.closed) await db.close();
+      return null;
+  }
+}
+
+const port = parentPort;
+if (port === null) throw new Error('pglite-worker.js runs as a worker thread');
+port.on('message', (message: ClientMessage) => {
+  handle(message).then(
+    (value) => port.postMessage({ id: message.id, ok: true, value } satisfies WorkerReply),
+    (err: unknown) =>
+      port.postMessage({
+        id: message.id,
+        ok: false,
+        error: serializeError(err),
+      } satisfies WorkerReply),
+  );
+});
