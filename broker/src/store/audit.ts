@@ -19,8 +19,9 @@
 import { createHash } from 'node:crypto';
 import type { AuditEvent } from '@hoop/shared';
 import { and, asc, desc, eq, gt, gte, inArray, isNotNull, lte, or, sql } from 'drizzle-orm';
-import { guard, nowOf, type StoreContext } from './context.js';
+import { guard, isViolation, nowOf, type StoreContext } from './context.js';
 import type { Db } from './database.js';
+import { SqlState } from './db-errors.js';
 import { auditEvents, sessions, users } from './schema.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -130,10 +131,11 @@ type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
  * Returns the rows appended and the duplicates skipped.
  *
  * Redelivered rows are rare (an agent resends only what it saw no ack for), so the append first
- * assumes none: one INSERT that fails on a (session, seq) conflict. Only when that rolls back is
- * the append redone with a lookup of what is stored. On the embedded store (`ctx.exclusive`: this
- * process is the only writer) the chain lock is skipped and the chain head is kept in memory, so
- * a group of events costs the store BEGIN, INSERT, COMMIT.
+ * assumes none: one INSERT, which fails as a whole on a stored (session, seq). Only then is the
+ * append redone with a lookup of what is stored. On the embedded store (`ctx.exclusive`: this
+ * process is the only writer, appends are serialized here) the chain lock is skipped, the chain
+ * head is kept in memory, and a group that fits one INSERT needs no transaction around it: that
+ * one statement is the whole append.
  */
 export function appendChained(
   ctx: StoreContext,
@@ -142,8 +144,13 @@ export function appendChained(
   if (rows.length === 0) return Promise.resolve({ stored: 0, duplicates: 0 });
   return guard('append audit events', () =>
     serialized(ctx.db, async () => {
+      const oneStatement = ctx.exclusive === true && rows.length <= APPEND_CHUNK_ROWS;
       try {
-        return await inTransaction(ctx, (tx) => appendInTx(ctx, tx, rows, GENESIS_HASH, true));
+        return await inTransaction(
+          ctx,
+          (tx) => appendInTx(ctx, tx, rows, GENESIS_HASH, true),
+          oneStatement,
+        );
       } catch (err) {
         if (!(err instanceof RedeliveredRows)) throw err;
       }
@@ -159,15 +166,19 @@ class RedeliveredRows extends Error {}
 const heads = new WeakMap<Db, string>();
 
 /**
- * Runs `fn` in a transaction and keeps the cached chain head in step: `fn` returns the new head,
- * which is remembered once the transaction committed; any failure forgets it (read again next).
+ * Runs `fn` in a transaction (or, with `bare`, on the database: for an exclusive store's append
+ * that is a single statement) and keeps the cached chain head in step: `fn` returns the new head,
+ * which is remembered once it is committed; any failure forgets it (read again next time).
  */
 async function inTransaction<T extends { head: string | undefined }>(
   ctx: StoreContext,
   fn: (tx: Tx) => Promise<T>,
+  bare = false,
 ): Promise<T> {
   try {
-    const result = await ctx.db.transaction((tx) => fn(tx as unknown as Tx));
+    const result = bare
+      ? await fn(ctx.db as unknown as Tx)
+      : await ctx.db.transaction((tx) => fn(tx as unknown as Tx));
     if (ctx.exclusive === true && result.head !== undefined) heads.set(ctx.db, result.head);
     return result;
   } catch (err) {
@@ -202,7 +213,7 @@ export async function appendInTx(
   rows: readonly ChainInput[],
   /** prev_hash of the first row when the table is empty (a sweep that deleted every row). */
   startPrev: string = GENESIS_HASH,
-  /** Assume no row is stored yet: a conflict throws RedeliveredRows instead of a lookup. */
+  /** Assume no row is stored yet: a unique violation throws RedeliveredRows, no lookup first. */
   optimistic = false,
 ): Promise<{ stored: number; duplicates: number; head: string | undefined }> {
   let prev = await chainHead(ctx, tx, startPrev);
@@ -240,11 +251,14 @@ export async function appendInTx(
   });
   for (let i = 0; i < values.length; i += APPEND_CHUNK_ROWS) {
     const chunk = values.slice(i, i + APPEND_CHUNK_ROWS);
-    const inserted = await insertRecordset(tx, chunk);
-    if (inserted.length !== chunk.length) {
-      if (optimistic) throw new RedeliveredRows();
-      throw new Error('audit rows were not all inserted');
+    let inserted: { id: number; hash: string }[];
+    try {
+      inserted = await insertRecordset(tx, chunk);
+    } catch (err) {
+      if (optimistic && isViolation(err, SqlState.uniqueViolation)) throw new RedeliveredRows();
+      throw err;
     }
+    if (inserted.length !== chunk.length) throw new Error('audit rows were not all inserted');
     // The chain relies on ids following the array's order; refuse (roll back) if they do not.
     for (let j = 1; j < inserted.length; j++) {
       const a = inserted[j - 1];
@@ -298,7 +312,6 @@ async function insertRecordset(
     ) with ordinality
       as r(session_id, agent_id, seq, type, at, received_at, data, prev_hash, hash, ord)
     order by r.ord
-    on conflict (session_id, seq) do nothing
     returning id, hash`);
   return resultRows<{ id: number | string; hash: string }>(result).map((r) => ({
     id: Number(r.id),

@@ -858,8 +858,13 @@ interface AuditQueue {
   lastAppend: number;
 }
 
-/** Least time between two audit appends of one agent. */
-const AUDIT_APPEND_INTERVAL_MS = 100;
+/**
+ * Least time between two audit appends of one agent. Each append costs the embedded store a
+ * few ms however small it is (measured: ~750 us per event in groups of 20, ~120 in groups of
+ * 500), so under load larger, rarer groups are what keeps recording affordable; events are in
+ * the agent's spool meanwhile.
+ */
+const AUDIT_APPEND_INTERVAL_MS = 250;
 
 /** Most events stored in one append. */
 const MAX_AUDIT_GROUP = 2000;
