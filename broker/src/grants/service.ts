@@ -11,6 +11,7 @@ import type { AuditRecorder } from '../audit/record.js';
 import type { Caller } from '../identity/caller.js';
 import { nowOf, type StoreContext } from '../store/context.js';
 import {
+  type GrantConnection,
   type GrantInfo,
   getGrant,
   grantConnection,
@@ -104,6 +105,25 @@ export class GrantService {
   }
 
   async mint(request: MintRequest): Promise<MintedGrant> {
+    const connection = await grantConnection(this.ctx, request.connection);
+    if (connection === undefined) {
+      throw new HoopError('CONNECTION_NOT_FOUND', `no connection named ${request.connection}`);
+    }
+    const { minted, record } = await this.sign(request, connection);
+    await record();
+    return minted;
+  }
+
+  /**
+   * Signs a grant for `connection` (already looked up) and returns it with `record`, which
+   * stores it and its `grant-minted` audit event. The grant must not be handed out before
+   * `record` resolved, except by the hub for a session grant whose session is closed if
+   * recording fails.
+   */
+  private async sign(
+    request: MintRequest,
+    connection: GrantConnection,
+  ): Promise<{ minted: MintedGrant; record: () => Promise<void> }> {
     const reason = request.reason?.trim() || undefined;
     if (reason !== undefined && reason.length > MAX_REASON_LENGTH) {
       throw new HoopError(
@@ -114,10 +134,6 @@ export class GrantService {
     const actions = [...new Set(request.actions ?? ['connect'])];
     if (actions.length === 0)
       throw new HoopError('INVALID_REQUEST', 'a grant needs at least one action');
-    const connection = await grantConnection(this.ctx, request.connection);
-    if (connection === undefined) {
-      throw new HoopError('CONNECTION_NOT_FOUND', `no connection named ${request.connection}`);
-    }
     const cap = grantCapSeconds(this.limits, connection.maxGrantTtlSeconds);
     const times = grantTimes(this.ctx.clock.now(), request.ttlSeconds, cap, this.limits);
     const id = randomUUID();
@@ -137,32 +153,34 @@ export class GrantService {
       .setIssuedAt(times.iat)
       .setExpirationTime(times.exp)
       .sign(key);
-    await insertGrant(this.ctx, {
-      id,
-      userId: request.subject.userId,
-      subjectName: request.subject.name,
-      connectionName: connection.name,
-      actions,
-      reason,
-      via: request.via,
-      issuedAt: new Date(times.iat * 1000),
-      expiresAt: new Date(times.exp * 1000),
-    });
-    await this.options.audit({
-      type: 'grant-minted',
-      actor: request.actor ?? request.subject.name,
-      subject: id,
-      detail: {
-        connection: connection.name,
-        user: request.subject.name,
+    const record = async (): Promise<void> => {
+      await insertGrant(this.ctx, {
+        id,
+        userId: request.subject.userId,
+        subjectName: request.subject.name,
+        connectionName: connection.name,
         actions,
+        reason,
         via: request.via,
-        ttlSeconds: times.ttlSeconds,
-        expiresAt: times.exp * 1000,
-        ...(reason === undefined ? {} : { reason }),
-      },
-    });
-    return {
+        issuedAt: new Date(times.iat * 1000),
+        expiresAt: new Date(times.exp * 1000),
+      });
+      await this.options.audit({
+        type: 'grant-minted',
+        actor: request.actor ?? request.subject.name,
+        subject: id,
+        detail: {
+          connection: connection.name,
+          user: request.subject.name,
+          actions,
+          via: request.via,
+          ttlSeconds: times.ttlSeconds,
+          expiresAt: times.exp * 1000,
+          ...(reason === undefined ? {} : { reason }),
+        },
+      });
+    };
+    const minted: MintedGrant = {
       id,
       grant,
       expiresAt: times.exp * 1000,
@@ -170,6 +188,7 @@ export class GrantService {
       capped: times.capped,
       connection: connection.name,
     };
+    return { minted, record };
   }
 
   /**
@@ -208,20 +227,26 @@ export class GrantService {
     };
   }
 
-  /** The session grant for a token-authenticated client opening `connection`. */
-  mintSession(
+  /**
+   * The session grant for a token-authenticated client opening `connection` (as the hub looked
+   * it up), signed now; `record` stores it. The hub sends the grant to the agent at once and
+   * records it beside the session, off the connection's critical path.
+   */
+  async mintSession(
     subject: { readonly userId: string; readonly name: string },
-    connection: string,
-  ): Promise<MintedGrant> {
-    return this.mint({
-      subject,
+    connection: GrantConnection,
+  ): Promise<MintedGrant & { record: () => Promise<void> }> {
+    const { minted, record } = await this.sign(
+      {
+        subject,
+        connection: connection.name,
+        via: 'session',
+        actions: ['connect'],
+        ttlSeconds: this.options.sessionGrantTtlSeconds ?? this.limits.ceilingSeconds,
+      },
       connection,
-      via: 'session',
-      actions: ['connect'],
-      ...(this.options.sessionGrantTtlSeconds === undefined
-        ? { ttlSeconds: this.limits.ceilingSeconds }
-        : { ttlSeconds: this.options.sessionGrantTtlSeconds }),
-    });
+    );
+    return { ...minted, record };
   }
 
   /**

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { HoopError } from '@hoop/shared';
 import { and, asc, eq, inArray, isNull } from 'drizzle-orm';
-import { guard, nowOf, type StoreContext } from './context.js';
+import { guard, noteConnectionChange, nowOf, type StoreContext } from './context.js';
 import { type AccessRuleRow, accessRules, connections } from './schema.js';
 import { validateGroupName } from './users.js';
 import { validateName } from './validation.js';
@@ -240,6 +240,7 @@ export async function setConnectionTags(
     if (row === undefined) {
       throw new HoopError('CONNECTION_NOT_FOUND', `No connection named "${name}".`);
     }
+    noteConnectionChange(ctx);
     return row.tags;
   });
 }

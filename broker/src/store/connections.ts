@@ -14,7 +14,7 @@ import {
 } from '@hoop/shared';
 import { asc, eq } from 'drizzle-orm';
 import { agentNotFound } from './agents.js';
-import { guard, isViolation, nowOf, type StoreContext } from './context.js';
+import { guard, isViolation, noteConnectionChange, nowOf, type StoreContext } from './context.js';
 import { SqlState } from './db-errors.js';
 import { type ConnectionInfo, type ResolvedConnection, toConnectionInfo } from './records.js';
 import { agents, type ConnectionRow, connections } from './schema.js';
@@ -168,6 +168,7 @@ export async function deleteConnection(ctx: StoreContext, name: string): Promise
       .where(eq(connections.name, name))
       .returning({ id: connections.id });
     if (deleted.length === 0) throw connectionNotFound(name);
+    noteConnectionChange(ctx);
   });
 }
 
@@ -203,7 +204,13 @@ export async function resolveConnectionTarget(
     tls: info.tls,
     credential,
   };
-  return { info, target, policy: policyOf(row) };
+  return {
+    info,
+    target,
+    policy: policyOf(row),
+    tags: row.tags ?? [],
+    maxGrantTtlSeconds: row.maxGrantTtlSeconds,
+  };
 }
 
 function policyOf(row: ConnectionRow): Policy {
@@ -232,5 +239,6 @@ export async function setConnectionPolicy(
       .set({ policy, updatedAt: nowOf(ctx) })
       .where(eq(connections.id, row.id)),
   );
+  noteConnectionChange(ctx);
   return policy;
 }

@@ -17,6 +17,16 @@ export interface StoreContext {
    * broker opens at a time): the audit chain head is then cached in memory and its lock skipped.
    */
   readonly exclusive?: boolean;
+  /**
+   * Counts changes to connections made through this process (policy, tags, deletion), so a
+   * cache of resolved connections (the hub's) can tell when an entry is stale.
+   */
+  readonly changes?: { connections: number };
+}
+
+/** Records that a connection changed (see StoreContext.changes). */
+export function noteConnectionChange(ctx: StoreContext): void {
+  if (ctx.changes !== undefined) ctx.changes.connections++;
 }
 
 /** The clock's current time, as the Date drizzle writes to `timestamp with time zone`. */

@@ -71,6 +71,10 @@ export interface ResolvedConnection {
   readonly info: ConnectionInfo;
   readonly target: ConnectionTarget;
   readonly policy: Policy;
+  /** For access rules by tag. */
+  readonly tags: readonly string[];
+  /** Cap on grants for this connection (null: the broker's ceiling). */
+  readonly maxGrantTtlSeconds: number | null;
 }
 
 export interface SessionInfo {

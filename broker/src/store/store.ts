@@ -75,6 +75,7 @@ export class Store {
       clock,
       logger: (options.logger ?? silentLogger).child({ component: 'store' }),
       exclusive: database.kind === 'pglite',
+      changes: { connections: 0 },
     };
   }
 
@@ -226,6 +227,14 @@ export class Store {
   }
 
   // ── sessions ──────────────────────────────────────────────────────────────
+
+  /**
+   * Changes to connections made through this store so far (policy, tags, deletion): a cache of
+   * `resolveConnectionTarget` results is stale once this moves.
+   */
+  connectionGeneration(): number {
+    return this.ctx.changes?.connections ?? 0;
+  }
 
   /** Records a session opening (status `open`, started now). */
   createSession(input: CreateSessionInput): Promise<SessionInfo> {

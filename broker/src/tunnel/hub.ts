@@ -4,6 +4,7 @@
  * target (and its credential, for the owning agent only), then relays bytes both ways without
  * parsing the target protocol.
  */
+import { randomUUID } from 'node:crypto';
 import {
   type AuditEvent,
   type Clock,
@@ -29,20 +30,24 @@ import {
   type WebSocketLike,
 } from '@hoop/shared';
 import { type Authorizer, adminOnlyAuthorizer, type Caller } from '../identity/caller.js';
+import { ResolveCache } from './resolve-cache.js';
 import { Route, RouteState } from './route.js';
 
 /** What the hub needs from the store. */
 export interface HubStore {
   resolveConnectionTarget(name: string): Promise<{
-    info: { id: string; name: string; agentId: string; agent: string; tags?: readonly string[] };
+    info: { id: string; name: string; agentId: string; agent: string };
     target: ConnectionTarget;
     policy: Policy;
+    tags: readonly string[];
+    maxGrantTtlSeconds: number | null;
   }>;
   appendAuditEvents(
     agentId: string,
     events: readonly AuditEvent[],
   ): Promise<{ stored: number; rejected: number }>;
   createSession(input: {
+    id?: string;
     connectionId: string;
     connectionName: string;
     userId: string | null;
@@ -54,15 +59,24 @@ export interface HubStore {
     result: { status: 'closed' | 'failed'; errorCode?: string; bytesUp: number; bytesDown: number },
   ): Promise<unknown>;
   touchAgent(id: string): Promise<unknown>;
+  /** Moves whenever a connection changes through this store (see ResolveCache). */
+  connectionGeneration?(): number;
 }
 
 /** What the hub needs from the grants module: every session runs on a grant. */
 export interface HubGrants {
-  /** Mints the session grant for a client that presented a user token (not a grant). */
+  /**
+   * Signs the session grant for a client that presented a user token (not a grant); `record`
+   * stores it (the hub does, beside the session row, after the agent has it).
+   */
   mintSession(
     subject: { readonly userId: string; readonly name: string },
-    connection: string,
-  ): Promise<{ id: string; grant: string; expiresAt: number }>;
+    connection: {
+      readonly name: string;
+      readonly tags: readonly string[];
+      readonly maxGrantTtlSeconds: number | null;
+    },
+  ): Promise<{ id: string; grant: string; expiresAt: number; record: () => Promise<void> }>;
   /** Throws GRANT_REVOKED / GRANT_EXPIRED unless the grant may still open sessions. */
   assertUsable(grantId: string): Promise<void>;
 }
@@ -171,8 +185,21 @@ export class Hub {
   private readonly auditQueues = new WeakMap<AgentLink, AuditQueue>();
   /** Per live route: the timer that ends it when its grant expires. */
   private readonly expiryTimers = new Map<Route, TimerHandle>();
+  /** Resolved connections, so an open does not wait for the store each time. */
+  private readonly resolved: ResolveCache<Awaited<ReturnType<HubStore['resolveConnectionTarget']>>>;
+  /** Sessions whose row (and minted grant) is being stored, by session id. */
+  private readonly sessionWrites = new Map<string, Promise<void>>();
 
-  constructor(private readonly options: HubOptions) {}
+  constructor(private readonly options: HubOptions) {
+    const { store } = options;
+    this.resolved = new ResolveCache({
+      load: (name) => store.resolveConnectionTarget(name),
+      // A store that cannot say when connections change is asked every time.
+      generation: () => store.connectionGeneration?.() ?? Number.NaN,
+      clock: options.clock,
+      ttlMs: store.connectionGeneration === undefined ? 0 : RESOLVE_CACHE_MS,
+    });
+  }
 
   /** The authorizer the hub applies to opens (admins only until identity wires its own). */
   get authorizer(): Authorizer {
@@ -362,7 +389,7 @@ export class Hub {
     };
     let resolved: Awaited<ReturnType<HubStore['resolveConnectionTarget']>>;
     try {
-      resolved = await this.options.store.resolveConnectionTarget(name);
+      resolved = await this.resolved.get(name);
     } catch (err) {
       fail(toHoopError(err));
       return;
@@ -389,7 +416,7 @@ export class Hub {
       } else {
         allowed = await this.authorizer(
           link.caller,
-          { name: resolved.info.name, tags: resolved.info.tags ?? [] },
+          { name: resolved.info.name, tags: resolved.tags },
           'connect',
         );
       }
@@ -435,6 +462,7 @@ export class Hub {
     if (!this.clients.has(link)) return;
     // Every session runs on a grant: the client's own, or one minted now for its user token.
     let grant: { id: string; grant: string; expiresAt: number } | undefined;
+    let recordGrant: (() => Promise<void>) | undefined;
     if (heldGrant !== undefined) {
       if (link.grantToken === undefined) {
         // Never widen a grant into a session grant: without the JWT there is nothing to pass on.
@@ -452,33 +480,26 @@ export class Hub {
       return;
     } else if (this.options.grants !== undefined) {
       try {
-        grant = await this.options.grants.mintSession(
+        const minted = await this.options.grants.mintSession(
           { userId: link.userId, name: link.userName },
-          resolved.info.name,
+          {
+            name: resolved.info.name,
+            tags: resolved.tags,
+            maxGrantTtlSeconds: resolved.maxGrantTtlSeconds,
+          },
         );
+        grant = minted;
+        recordGrant = minted.record;
       } catch (err) {
         fail(toHoopError(err));
         return;
       }
     }
-    let session: { id: string };
-    try {
-      session = await this.options.store.createSession({
-        connectionId: resolved.info.id,
-        connectionName: resolved.info.name,
-        userId: link.userId,
-        agentId: agent.id,
-        ...(client === undefined ? {} : { client }),
-      });
-    } catch (err) {
-      fail(toHoopError(err));
-      return;
-    }
     if (!this.clients.has(link) || this.agents.get(agent.id) !== agent) {
       fail(new HoopError('AGENT_OFFLINE', `agent ${agent.name} disconnected`));
-      await this.endSession(session.id, 'failed', 'AGENT_OFFLINE', 0, 0);
       return;
     }
+    const session = { id: randomUUID() };
     const agentStream = this.allocate(agent);
     const route = new Route(
       session.id,
@@ -502,12 +523,65 @@ export class Hub {
       ...(grant === undefined ? {} : { grant: grant.grant }),
     });
     if (grant !== undefined) this.scheduleExpiry(route, grant.id, grant.expiresAt);
+    this.recordSession(route, recordGrant, {
+      id: session.id,
+      connectionId: resolved.info.id,
+      connectionName: resolved.info.name,
+      userId: link.userId,
+      agentId: agent.id,
+      ...(client === undefined ? {} : { client }),
+    });
     this.options.logger.info('session opening', {
       session: session.id,
       connection: name,
       user: link.userName,
       agent: agent.name,
     });
+  }
+
+  /**
+   * Stores a session (and its minted grant) while the agent is already opening it: the rows are
+   * not on the connection's critical path. Whatever needs the row waits for `sessionRecorded`
+   * (its audit events, its end, its reviews). If they cannot be stored the session is closed:
+   * a session the broker cannot record does not run.
+   */
+  private recordSession(
+    route: Route,
+    recordGrant: (() => Promise<void>) | undefined,
+    input: Parameters<HubStore['createSession']>[0] & { id: string },
+  ): void {
+    const write = (async () => {
+      await recordGrant?.();
+      await this.options.store.createSession(input);
+    })();
+    this.sessionWrites.set(input.id, write);
+    write.then(
+      () => this.sessionWrites.delete(input.id),
+      (err: unknown) => {
+        this.sessionWrites.delete(input.id);
+        this.options.logger.error('could not record a session; closing it', {
+          session: input.id,
+          error: err,
+        });
+        const error = new HoopError(
+          'INTERNAL',
+          'the broker could not record this session, so it was closed',
+          { hint: 'The broker log has details; try again once its store is healthy.' },
+        );
+        if (route.state !== RouteState.closed) {
+          route.client.tunnel.sendControl(route.client.stream, {
+            t: route.state === RouteState.opening ? 'open-error' : 'close',
+            error: errorBodyOf(error),
+          });
+          this.endRoute(route, error, 'client');
+        }
+      },
+    );
+  }
+
+  /** Resolves once the session's row is stored (at once when it is not being written). */
+  private async sessionRecorded(id: string): Promise<void> {
+    await this.sessionWrites.get(id)?.catch(() => {});
   }
 
   /** Ends the route's session (and any other on the same grant) when its grant expires. */
@@ -610,6 +684,7 @@ export class Hub {
       if (route === undefined || owner === undefined || this.statementReviews === undefined) {
         throw new HoopError('NOT_FOUND', `no live session ${session} on this agent to review`);
       }
+      await this.sessionRecorded(session);
       const wanted = this.streamReviews.get(route);
       if (wanted?.review !== undefined) {
         // The stream runs an approved review: this statement must be that one, used up now.
@@ -752,6 +827,7 @@ export class Hub {
     const audit = this.options.audit;
     const { events, seq } = group;
     try {
+      for (const id of new Set(events.map((e) => e.session))) await this.sessionRecorded(id);
       const { rejected } =
         audit === undefined
           ? await this.options.store.appendAuditEvents(link.id, events)
@@ -825,6 +901,7 @@ export class Hub {
     bytesDown: number,
   ): Promise<void> {
     try {
+      await this.sessionRecorded(id);
       await this.options.store.endSession(id, {
         status,
         ...(errorCode === undefined ? {} : { errorCode }),
@@ -857,6 +934,12 @@ interface AuditQueue {
   /** When the last append finished (clock ms). */
   lastAppend: number;
 }
+
+/**
+ * Longest a resolved connection is reused. Changes made through this broker apply at once; this
+ * bounds how long one made by another broker sharing the database goes unseen here.
+ */
+const RESOLVE_CACHE_MS = 5_000;
 
 /**
  * Least time between two audit appends of one agent. Each append costs the embedded store a
