@@ -501,4 +501,45 @@ describe('reviews (broker + agent + PostgreSQL + webhook, in process)', () => {
       /rita asks for access to \*db\*.*hoop reviews approve r1/s,
     );
   });
+
+  it('makes a break-glass review loud in Slack, and says so once it is revoked', () => {
+    const review = {
+      id: 'r2',
+      kind: 'access' as const,
+      status: 'approved' as const,
+      connection: 'db',
+      requester: 'olga',
+      justification: 'INC-9',
+      durationSeconds: 600,
+      statement: null,
+      approvals: [],
+      minApprovals: 1,
+      approvers: ['dba'],
+      requireAllGroups: false,
+      missingGroups: [],
+      breakGlass: true,
+      createdAt: '',
+      expiresAt: '',
+      decidedAt: '',
+      decidedBy: 'olga',
+      decisionReason: 'INC-9',
+      grantId: 'g1',
+      approveWith: 'hoop reviews approve r2',
+    };
+    const text = (status: 'approved' | 'revoked') =>
+      (
+        JSON.parse(
+          webhookBody('slack', { event: 'review.decided', review: { ...review, status } }),
+        ) as { text: string }
+      ).text;
+    assert.match(
+      text('approved'),
+      /^<!here> :rotating_light: \*BREAK-GLASS\*.*olga took access to \*db\* for 600s without approval: “INC-9”.*hoop reviews revoke r2/s,
+    );
+    assert.match(text('revoked'), /is \*revoked\*.*\(break-glass\)$/);
+    const json = JSON.parse(webhookBody('json', { event: 'review.decided', review })) as {
+      review: { breakGlass: boolean };
+    };
+    assert.equal(json.review.breakGlass, true);
+  });
 });
