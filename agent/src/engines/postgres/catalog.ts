@@ -6,11 +6,15 @@
  * A side connection answers while the session's own connection is busy streaming the very
  * result being described (the session's connection cannot run a query mid-result, and pausing
  * to run one between commands would reorder what the client sees). Answers are cached per
- * session for `cacheMs`, so a busy session asks once per table.
+ * target for `cacheMs`, so a busy connection asks once per table.
  *
  * Limits: a table created in the client's still-open transaction is invisible to the side
  * connection and is treated as having no masked column (its name cannot be a masked one unless
  * the masked table was dropped and recreated in that same transaction).
+ *
+ * The cache is shared by the sessions of one target identity (host, port, database, user: the
+ * same credential, so the same catalog view), so a new session on a busy connection does not
+ * open a side connection to ask what the previous one just learned (CatalogCaches).
  */
 import type { Socket } from 'node:net';
 import { type Clock, type ConnectionTarget, HoopError, type Logger } from '@hoop/shared';
@@ -36,9 +40,29 @@ export interface CatalogOptions {
   readonly timeoutMs: number;
   /** How long a table's column names are trusted. */
   readonly cacheMs: number;
+  /** Answers shared with the other sessions of this target (default: this session's own). */
+  readonly cache?: Map<number, CatalogEntry>;
 }
 
-interface Entry {
+/** Table OIDs a per-target cache holds at most; past it, it starts over. */
+const MAX_SHARED_ENTRIES = 10_000;
+
+/** One catalog cache per target identity, for every session of an engine. */
+export class CatalogCaches {
+  private readonly caches = new Map<string, Map<number, CatalogEntry>>();
+
+  for(target: ConnectionTarget): Map<number, CatalogEntry> {
+    const key = JSON.stringify([target.host, target.port, target.database, target.user]);
+    let cache = this.caches.get(key);
+    if (cache === undefined || cache.size > MAX_SHARED_ENTRIES) {
+      cache = new Map();
+      this.caches.set(key, cache);
+    }
+    return cache;
+  }
+}
+
+export interface CatalogEntry {
   readonly at: number;
   /** attnum → schema.table.column */
   readonly columns: ReadonlyMap<number, string>;
@@ -58,13 +82,14 @@ interface SideConnection {
 
 export class Catalog {
   private readonly options: CatalogOptions;
-  private readonly cache = new Map<number, Entry>();
+  private readonly cache: Map<number, CatalogEntry>;
   private connection: Promise<SideConnection> | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   private readonly abort = new AbortController();
 
   constructor(options: CatalogOptions) {
     this.options = options;
+    this.cache = options.cache ?? new Map();
     const onAbort = (): void => this.abort.abort(options.signal.reason);
     options.signal.addEventListener('abort', onAbort, { once: true });
   }

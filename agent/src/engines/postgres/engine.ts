@@ -17,6 +17,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { type Clock, HoopError, type Logger, silentLogger, systemClock } from '@hoop/shared';
 import type { Engine, EngineSession } from '../engine.js';
 import { CancelTable } from './cancel.js';
+import { CatalogCaches } from './catalog.js';
 import { DEFAULT_MAX_SCRAM_ITERATIONS } from './scram.js';
 import { PostgresSession, type SessionContext } from './session.js';
 import { loadSqlParser, type SqlParse } from './sql.js';
@@ -131,6 +132,7 @@ export class PostgresEngine implements Engine {
           16_384,
         ),
         loadSqlParser: options.loadSqlParser ?? loadSqlParser,
+        catalogCaches: new CatalogCaches(),
       },
     };
   }

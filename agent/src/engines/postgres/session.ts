@@ -25,8 +25,8 @@ import {
 import type { EngineSession } from '../engine.js';
 import { authenticateToTarget, targetRefusal } from './auth.js';
 import { type CancelKey, type CancelTable, sendCancel } from './cancel.js';
-import { Catalog } from './catalog.js';
-import { type DialOptions, dialTarget } from './dial.js';
+import { Catalog, type CatalogCaches } from './catalog.js';
+import { type DialOptions, dialTarget, type TargetConnection } from './dial.js';
 import { checkEnforceable, parserFor, unenforceable } from './enforcement.js';
 import { PgFailure, PostgresEngineError, protocolError, responseFor } from './errors.js';
 import { Guardrails } from './guardrails.js';
@@ -73,6 +73,8 @@ export interface ProxyLimits {
   readonly catalogCacheMs: number;
   readonly maxRecordedTextChars: number;
   readonly loadSqlParser: () => Promise<SqlParse>;
+  /** Catalog answers shared by the sessions of one target. */
+  readonly catalogCaches: CatalogCaches;
 }
 
 export const SessionState = {
@@ -168,32 +170,46 @@ export class PostgresSession {
       'client',
       this.handshake.signal,
     );
-    const hello = await readClientStartup(clientSource, client);
+    // The target is dialed while the client's startup message is on its way: the TCP connect
+    // (and the server's fork of a backend, and TLS) overlap the tunnel round trip before it.
+    const dialing = this.dial();
+    const hello = await readClientStartup(clientSource, client).catch((err: unknown) => {
+      discard(dialing);
+      throw err;
+    });
     if (hello === undefined) {
+      discard(dialing);
       this.logger.debug('client closed before starting a session');
       clientSource.detach();
       await endStream(client, this.ctx.clock, this.ctx.closeGraceMs);
       return;
     }
     if (hello.kind === 'cancel') {
+      discard(dialing);
       clientSource.detach();
       await this.cancel(hello);
       return;
     }
     const { policy } = this.session;
-    checkEnforceable(policy);
-    if (
-      (policy.reviews?.statements?.length ?? 0) > 0 &&
-      this.session.reviewStatement === undefined
-    ) {
-      throw unenforceable(
-        `reviews.statements: ${(policy.reviews?.statements ?? []).join(', ')}`,
-        'this agent has no way to ask the broker for statement reviews',
-      );
+    let parse: SqlParse | undefined;
+    try {
+      checkEnforceable(policy);
+      if (
+        (policy.reviews?.statements?.length ?? 0) > 0 &&
+        this.session.reviewStatement === undefined
+      ) {
+        throw unenforceable(
+          `reviews.statements: ${(policy.reviews?.statements ?? []).join(', ')}`,
+          'this agent has no way to ask the broker for statement reviews',
+        );
+      }
+      parse = await parserFor(policy, this.ctx.proxy.loadSqlParser);
+    } catch (err) {
+      discard(dialing);
+      throw err;
     }
-    const parse = await parserFor(policy, this.ctx.proxy.loadSqlParser);
     this.transition(SessionState.dialing);
-    const { target: conn, leftover } = await this.connect(hello);
+    const { target: conn, leftover } = await this.connect(hello, dialing);
     this.stopHandshakeTimer();
     const early = clientSource.detach();
     if (policyInspectsContent(policy) || policy.recording?.enabled !== false) {
@@ -243,6 +259,7 @@ export class PostgresSession {
           maxScramIterations: this.ctx.maxScramIterations,
           timeoutMs: limits.catalogTimeoutMs,
           cacheMs: limits.catalogCacheMs,
+          cache: limits.catalogCaches.for(target),
         })
       : undefined;
     const sessionEvent = (type: 'session-start' | 'session-end'): void => {
@@ -282,12 +299,10 @@ export class PostgresSession {
     }
   }
 
-  /** Dials, authenticates and relays the target's startup messages; returns unread target bytes. */
-  private async connect(
-    hello: Extract<ClientHello, { kind: 'startup' }>,
-  ): Promise<{ target: Socket; leftover: Buffer }> {
+  /** Starts the agent's own connection to the target (TCP, and TLS when the target wants it). */
+  private dial(): Promise<TargetConnection> {
     const { target } = this.session;
-    const { socket, encrypted } = await dialTarget({
+    const dialing = dialTarget({
       host: target.host,
       port: target.port,
       tls: target.tls,
@@ -296,6 +311,18 @@ export class PostgresSession {
       clock: this.ctx.clock,
       signal: this.handshake.signal,
     });
+    // Awaited later (or discarded): a failure before then is not an unhandled rejection.
+    dialing.catch(() => {});
+    return dialing;
+  }
+
+  /** Dials, authenticates and relays the target's startup messages; returns unread target bytes. */
+  private async connect(
+    hello: Extract<ClientHello, { kind: 'startup' }>,
+    dialing: Promise<TargetConnection>,
+  ): Promise<{ target: Socket; leftover: Buffer }> {
+    const { target } = this.session;
+    const { socket, encrypted } = await dialing;
     this.target = socket;
     this.transition(SessionState.authenticating);
     const targetSource = new StreamSource(
@@ -457,4 +484,12 @@ function endStream(stream: EngineSession['client'], clock: Clock, graceMs: numbe
     stream.once('error', done);
     stream.end();
   });
+}
+
+/** Closes a target connection that is no longer wanted (once it is up, if it comes up). */
+function discard(dialing: Promise<TargetConnection>): void {
+  dialing.then(
+    ({ socket }) => socket.destroy(),
+    () => {},
+  );
 }
