@@ -312,14 +312,48 @@ describe('grants (broker + agent + PostgreSQL, in process)', () => {
     } finally {
       client.close();
     }
-    const rows = await broker.store.context.db
-      .select()
-      .from(grantsTable)
-      .where(eq(grantsTable.via, 'session'));
+    // The grant row is stored beside the session, off the open's critical path: wait for it.
+    let rows: (typeof grantsTable.$inferSelect)[] = [];
+    for (let i = 0; i < 100 && !rows.some((r) => r.connectionName === 'other-pg'); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 50));
+      rows = await broker.store.context.db
+        .select()
+        .from(grantsTable)
+        .where(eq(grantsTable.via, 'session'));
+    }
     assert.ok(rows.some((r) => r.connectionName === 'other-pg'));
     // Session grants are capped like any other (other-pg: 60 s).
     const g = rows.find((r) => r.connectionName === 'other-pg');
     assert.ok(g !== undefined && g.expiresAt.getTime() - g.issuedAt.getTime() <= 60_000);
+  });
+
+  it('closes a session the broker cannot record, and opens the next one', async () => {
+    const store = broker.store;
+    const original = store.createSession.bind(store);
+    store.createSession = async () => {
+      throw new HoopError('INTERNAL', 'the store is down (test)');
+    };
+    const client = new TunnelClient({ brokerUrl: broker.url, token: adminToken, logger });
+    try {
+      const closed = await client.open({ t: 'open', connection: 'other-pg' }).then(
+        ({ stream }) =>
+          new Promise<unknown>((resolve) => {
+            stream.on('error', resolve);
+            stream.on('close', () => resolve(undefined));
+            stream.resume();
+          }),
+        (err: unknown) => err,
+      );
+      assert.ok(closed instanceof HoopError, `expected the session to fail, got ${closed}`);
+      assert.equal(closed.code, 'INTERNAL');
+      assert.match(closed.message, /could not record this session/);
+      store.createSession = original;
+      const { stream } = await client.open({ t: 'open', connection: 'other-pg' });
+      stream.destroy();
+    } finally {
+      store.createSession = original;
+      client.close();
+    }
   });
 
   it('refuses every kind of bad grant with a stable code, and keeps working', async () => {
