@@ -247,6 +247,64 @@ export function openApiDocument(version: string): unknown {
           },
         },
       },
+      '/api/v1/grants': {
+        post: {
+          summary:
+            'Mint a short-lived grant for a connection (201 {grant, …}); when its policy needs an access review, 202 {review} instead, unless breakGlass',
+          requestBody: {
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['connection'],
+                  properties: {
+                    connection: { type: 'string' },
+                    ttl: {
+                      description: 'seconds, or a duration such as 15m or 2h (capped)',
+                      oneOf: [{ type: 'integer' }, { type: 'string' }],
+                    },
+                    reason: { type: 'string', maxLength: 500 },
+                    actions: { type: 'array', items: { type: 'string' } },
+                    breakGlass: {
+                      type: 'boolean',
+                      description:
+                        "take access at once as a member of the policy's reviews.break_glass groups (reason required)",
+                    },
+                  },
+                },
+              },
+            },
+          },
+          responses: {
+            '201': { description: 'The grant (returned once; never stored)' },
+            '202': { description: 'An access review was created: {review}' },
+            ...errors,
+          },
+        },
+        get: {
+          summary: 'Grants (admins: all; others: their own), never with their JWT',
+          responses: { '200': { description: 'An array of grants' }, ...errors },
+        },
+      },
+      '/api/v1/grants/current': {
+        get: {
+          summary: 'The connection and actions of the grant used as bearer',
+          responses: { '200': { description: 'OK' }, ...errors },
+        },
+      },
+      '/api/v1/grants/{id}': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        delete: {
+          summary: 'Revoke a grant; its live sessions are closed',
+          responses: { '200': { description: 'The revoked grant' }, ...errors },
+        },
+      },
+      '/api/v1/grants/keys/rotate': {
+        post: {
+          summary: 'Rotate the grant signing key (admin)',
+          responses: { '200': { description: 'The new key id' }, ...errors },
+        },
+      },
       '/api/v1/reviews': {
         get: {
           summary: 'Reviews you requested or may approve (admins: all), newest first',

@@ -474,7 +474,7 @@ export class Hub {
       // Just-in-time access: only a grant from an approved review opens this connection.
       fail(
         new HoopError('AUTH_FORBIDDEN', `${name} needs an approved access review`, {
-          hint: `Request one with \`hoop grants request ${name} --reason "…"\`, then connect with the grant.`,
+          hint: `\`hoop connect ${name} --reason "…"\` asks for one and waits; a CI job uses \`hoop grants request ${name}\` and connects with the grant.`,
         }),
       );
       return;
