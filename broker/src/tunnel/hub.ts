@@ -432,13 +432,7 @@ export class Hub {
     if (request.review !== undefined) {
       // Checked before anything runs: an unusable review fails the open, not a statement later.
       try {
-        if (this.statementReviewUses === undefined) {
-          throw new HoopError(
-            'INVALID_REQUEST',
-            'this broker cannot run approved statement reviews',
-          );
-        }
-        await this.statementReviewUses.check({
+        await this.reviewUses().check({
           review: request.review,
           userId: link.userId,
           userName: link.userName,
@@ -609,6 +603,14 @@ export class Hub {
     this.statementReviews = requester;
   }
 
+  /** The approved-review store, or INVALID_REQUEST when this broker has none. */
+  private reviewUses(): StatementReviewUses {
+    if (this.statementReviewUses === undefined) {
+      throw new HoopError('INVALID_REQUEST', 'this broker cannot run approved statement reviews');
+    }
+    return this.statementReviewUses;
+  }
+
   /** Where approved statement reviews are used up (set once the review store exists). */
   setStatementReviewUses(uses: StatementReviewUses): void {
     this.statementReviewUses = uses;
@@ -688,13 +690,7 @@ export class Hub {
       const wanted = this.streamReviews.get(route);
       if (wanted?.review !== undefined) {
         // The stream runs an approved review: this statement must be that one, used up now.
-        if (this.statementReviewUses === undefined) {
-          throw new HoopError(
-            'INVALID_REQUEST',
-            'this broker cannot run approved statement reviews',
-          );
-        }
-        await this.statementReviewUses.consume({
+        await this.reviewUses().consume({
           review: wanted.review,
           userId: owner.userId,
           userName: owner.userName,
