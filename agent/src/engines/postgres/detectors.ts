@@ -45,8 +45,8 @@ export function ibanValid(candidate: string): boolean {
 interface Pattern {
   readonly detector: DetectorName;
   readonly regex: RegExp;
-  /** Cheap pre-check on the whole text. */
-  readonly gate: (text: string) => boolean;
+  /** Cheap pre-check on the whole text's features. */
+  readonly gate: (features: TextFeatures) => boolean;
   /** Confirms a candidate; may narrow it to the part that is really sensitive. */
   readonly confirm?: (match: string) => Array<{ start: number; end: number }>;
 }
@@ -84,14 +84,57 @@ function findCard(run: string): Array<{ start: number; end: number }> {
   return found;
 }
 
-const hasDigits = (count: number) => (text: string) => {
-  let n = 0;
+/** What the detectors' gates look at, gathered in one pass over a text. */
+export interface TextFeatures {
+  readonly digits: number;
+  /** Longest run of digits separated by at most one space or dash (what a card needs). */
+  readonly longestRun: number;
+  readonly at: boolean;
+  readonly plus: boolean;
+  readonly dash: boolean;
+  /** `_`, `eyJ`, `AKIA` or `xox`: what a token or API key starts with or contains. */
+  readonly keyish: boolean;
+}
+
+/**
+ * One pass instead of a scan per detector: COPY rows and result values are gated here before
+ * any pattern runs. `longestRun >= n` holds exactly when `\d(?:[ -]?\d){n-1,}` can match.
+ */
+export function featuresOf(text: string): TextFeatures {
+  let digits = 0;
+  let run = 0;
+  let longestRun = 0;
+  let separated = false;
+  let at = false;
+  let plus = false;
+  let dash = false;
+  let keyish = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c >= 48 && c <= 57 && ++n >= count) return true;
+    if (c >= 48 && c <= 57) {
+      digits++;
+      if (++run > longestRun) longestRun = run;
+      separated = false;
+      continue;
+    }
+    if ((c === 32 || c === 45) && run > 0 && !separated) separated = true;
+    else {
+      run = 0;
+      separated = false;
+    }
+    if (c === 64) at = true;
+    else if (c === 43) plus = true;
+    else if (c === 45) dash = true;
+    else if (c === 95) keyish = true;
+    else if (!keyish) {
+      keyish =
+        (c === 101 && text.startsWith('yJ', i + 1)) ||
+        (c === 65 && text.startsWith('KIA', i + 1)) ||
+        (c === 120 && text.startsWith('ox', i + 1));
+    }
   }
-  return false;
-};
+  return { digits, longestRun, at, plus, dash, keyish };
+}
 
 const patterns: readonly Pattern[] = [
   {
@@ -99,35 +142,35 @@ const patterns: readonly Pattern[] = [
     // JWTs, and well-known API key shapes (Stripe, AWS access key ids, GitHub, Slack).
     regex:
       /eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*|\b(?:[sprk]k_(?:live|test)_[A-Za-z0-9]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36,}|xox[abprs]-[A-Za-z0-9-]{10,})/g,
-    gate: (t) => t.includes('eyJ') || t.includes('_') || t.includes('AKIA') || t.includes('xox'),
+    gate: (f) => f.keyish,
   },
   {
     detector: 'email',
     regex: /[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g,
-    gate: (t) => t.includes('@'),
+    gate: (f) => f.at,
   },
   {
     detector: 'iban',
     regex: /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b/gi,
-    gate: hasDigits(4),
+    gate: (f) => f.digits >= 4,
     confirm: (m) => whole(ibanValid(m), m),
   },
   {
     detector: 'credit_card',
     regex: /\d(?:[ -]?\d){12,}/g,
-    gate: hasDigits(13),
+    gate: (f) => f.longestRun >= 13,
     confirm: findCard,
   },
   {
     detector: 'us_ssn',
     regex: /(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)/g,
-    gate: hasDigits(9),
+    gate: (f) => f.dash && f.digits >= 9,
   },
   {
     detector: 'phone',
     // E.164-ish: a leading +, 8 to 15 digits with optional single separators.
     regex: /(?<![\w+])\+\d(?:[ .-]?\(?\d\)?){7,14}(?!\d)/g,
-    gate: (t) => t.includes('+'),
+    gate: (f) => f.plus,
   },
 ];
 
@@ -135,8 +178,11 @@ const patterns: readonly Pattern[] = [
 export function detect(text: string, enabled: ReadonlySet<DetectorName>): DetectorHit[] {
   if (text.length < 6) return [];
   let hits: DetectorHit[] | undefined;
+  let features: TextFeatures | undefined;
   for (const pattern of patterns) {
-    if (!enabled.has(pattern.detector) || !pattern.gate(text)) continue;
+    if (!enabled.has(pattern.detector)) continue;
+    features ??= featuresOf(text);
+    if (!pattern.gate(features)) continue;
     pattern.regex.lastIndex = 0;
     for (const match of text.matchAll(pattern.regex)) {
       const ranges =
