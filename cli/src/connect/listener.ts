@@ -84,6 +84,9 @@ export class ConnectListener {
 
   private accept(socket: Socket): void {
     this.sockets.add(socket);
+    // Replies are written as they arrive from the tunnel; Nagle would hold a small one back
+    // while an earlier one is unacknowledged.
+    socket.setNoDelay(true);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => {});
     const client = `${socket.remoteAddress}:${socket.remotePort}`;
