@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createHmac, generateKeyPairSync, sign } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createLogger, FakeClock, HoopError, type Logger, TunnelClient } from '@hoop/shared';
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import pg from 'pg';
 import WebSocket from 'ws';
 import type { Broker } from '../broker.js';
@@ -327,15 +327,13 @@ describe('grants (broker + agent + PostgreSQL, in process)', () => {
     assert.ok(g !== undefined && g.expiresAt.getTime() - g.issuedAt.getTime() <= 60_000);
   });
 
-  it('closes a session the broker cannot record, and opens the next one', async () => {
-    const store = broker.store;
-    const original = store.createSession.bind(store);
-    store.createSession = async () => {
-      throw new HoopError('INTERNAL', 'the store is down (test)');
-    };
+  it('closes a session whose grant the broker cannot record, and opens the next one', async () => {
+    const db = broker.store.context.db;
+    // A real store failure: the grants table is gone while the session opens.
+    await db.execute(sql`alter table grants rename to grants_away`);
     const client = new TunnelClient({ brokerUrl: broker.url, token: adminToken, logger });
     try {
-      const closed = await client.open({ t: 'open', connection: 'other-pg' }).then(
+      const ended = await client.open({ t: 'open', connection: 'other-pg' }).then(
         ({ stream }) =>
           new Promise<unknown>((resolve) => {
             stream.on('error', resolve);
@@ -344,14 +342,14 @@ describe('grants (broker + agent + PostgreSQL, in process)', () => {
           }),
         (err: unknown) => err,
       );
-      assert.ok(closed instanceof HoopError, `expected the session to fail, got ${closed}`);
-      assert.equal(closed.code, 'INTERNAL');
-      assert.match(closed.message, /could not record this session/);
-      store.createSession = original;
+      assert.ok(ended instanceof HoopError, `expected the session to fail, got ${ended}`);
+      assert.equal(ended.code, 'INTERNAL');
+      assert.match(ended.message, /could not record the grant of this session/);
+      await db.execute(sql`alter table grants_away rename to grants`);
       const { stream } = await client.open({ t: 'open', connection: 'other-pg' });
       stream.destroy();
     } finally {
-      store.createSession = original;
+      await db.execute(sql`alter table if exists grants_away rename to grants`);
       client.close();
     }
   });

@@ -19,8 +19,6 @@ export const SESSION_LIST_DEFAULT_LIMIT = 100;
 export const SESSION_LIST_MAX_LIMIT = 1000;
 
 export interface CreateSessionInput {
-  /** The session's id when the caller chose it already (default: a new UUID). */
-  id?: string | undefined;
   connectionId: string | null;
   connectionName: string;
   userId?: string | null | undefined;
@@ -56,7 +54,7 @@ export async function createSession(
       const [row] = await ctx.db
         .insert(sessions)
         .values({
-          id: input.id ?? randomUUID(),
+          id: randomUUID(),
           connectionId: input.connectionId,
           connectionName,
           userId: input.userId ?? null,

@@ -4,7 +4,6 @@
  * target (and its credential, for the owning agent only), then relays bytes both ways without
  * parsing the target protocol.
  */
-import { randomUUID } from 'node:crypto';
 import {
   type AuditEvent,
   type Clock,
@@ -47,7 +46,6 @@ export interface HubStore {
     events: readonly AuditEvent[],
   ): Promise<{ stored: number; rejected: number }>;
   createSession(input: {
-    id?: string;
     connectionId: string;
     connectionName: string;
     userId: string | null;
@@ -187,8 +185,6 @@ export class Hub {
   private readonly expiryTimers = new Map<Route, TimerHandle>();
   /** Resolved connections, so an open does not wait for the store each time. */
   private readonly resolved: ResolveCache<Awaited<ReturnType<HubStore['resolveConnectionTarget']>>>;
-  /** Sessions whose row (and minted grant) is being stored, by session id. */
-  private readonly sessionWrites = new Map<string, Promise<void>>();
 
   constructor(private readonly options: HubOptions) {
     const { store } = options;
@@ -489,11 +485,25 @@ export class Hub {
         return;
       }
     }
-    if (!this.clients.has(link) || this.agents.get(agent.id) !== agent) {
-      fail(new HoopError('AGENT_OFFLINE', `agent ${agent.name} disconnected`));
+    // The session row comes first: the agent's audit events for it are stored against it.
+    let session: { id: string };
+    try {
+      session = await this.options.store.createSession({
+        connectionId: resolved.info.id,
+        connectionName: resolved.info.name,
+        userId: link.userId,
+        agentId: agent.id,
+        ...(client === undefined ? {} : { client }),
+      });
+    } catch (err) {
+      fail(toHoopError(err));
       return;
     }
-    const session = { id: randomUUID() };
+    if (!this.clients.has(link) || this.agents.get(agent.id) !== agent) {
+      fail(new HoopError('AGENT_OFFLINE', `agent ${agent.name} disconnected`));
+      await this.endSession(session.id, 'failed', 'AGENT_OFFLINE', 0, 0);
+      return;
+    }
     const agentStream = this.allocate(agent);
     const route = new Route(
       session.id,
@@ -517,14 +527,7 @@ export class Hub {
       ...(grant === undefined ? {} : { grant: grant.grant }),
     });
     if (grant !== undefined) this.scheduleExpiry(route, grant.id, grant.expiresAt);
-    this.recordSession(route, recordGrant, {
-      id: session.id,
-      connectionId: resolved.info.id,
-      connectionName: resolved.info.name,
-      userId: link.userId,
-      agentId: agent.id,
-      ...(client === undefined ? {} : { client }),
-    });
+    if (recordGrant !== undefined) this.recordGrant(route, recordGrant);
     this.options.logger.info('session opening', {
       session: session.id,
       connection: name,
@@ -534,48 +537,30 @@ export class Hub {
   }
 
   /**
-   * Stores a session (and its minted grant) while the agent is already opening it: the rows are
-   * not on the connection's critical path. Whatever needs the row waits for `sessionRecorded`
-   * (its audit events, its end, its reviews). If they cannot be stored the session is closed:
-   * a session the broker cannot record does not run.
+   * Stores a session grant (its row and `grant-minted` event) while the agent is already opening
+   * the session: it is not on the connection's critical path (the agent verifies the JWT itself;
+   * the row serves listing and revocation). If it cannot be stored the session is closed: a
+   * session whose grant the broker cannot record does not run.
    */
-  private recordSession(
-    route: Route,
-    recordGrant: (() => Promise<void>) | undefined,
-    input: Parameters<HubStore['createSession']>[0] & { id: string },
-  ): void {
-    const write = (async () => {
-      await recordGrant?.();
-      await this.options.store.createSession(input);
-    })();
-    this.sessionWrites.set(input.id, write);
-    write.then(
-      () => this.sessionWrites.delete(input.id),
-      (err: unknown) => {
-        this.sessionWrites.delete(input.id);
-        this.options.logger.error('could not record a session; closing it', {
-          session: input.id,
-          error: err,
+  private recordGrant(route: Route, record: () => Promise<void>): void {
+    record().catch((err: unknown) => {
+      this.options.logger.error('could not record a session grant; closing the session', {
+        session: route.session,
+        error: err,
+      });
+      const error = new HoopError(
+        'INTERNAL',
+        'the broker could not record the grant of this session, so it was closed',
+        { hint: 'The broker log has details; try again once its store is healthy.' },
+      );
+      if (route.state !== RouteState.closed) {
+        route.client.tunnel.sendControl(route.client.stream, {
+          t: route.state === RouteState.opening ? 'open-error' : 'close',
+          error: errorBodyOf(error),
         });
-        const error = new HoopError(
-          'INTERNAL',
-          'the broker could not record this session, so it was closed',
-          { hint: 'The broker log has details; try again once its store is healthy.' },
-        );
-        if (route.state !== RouteState.closed) {
-          route.client.tunnel.sendControl(route.client.stream, {
-            t: route.state === RouteState.opening ? 'open-error' : 'close',
-            error: errorBodyOf(error),
-          });
-          this.endRoute(route, error, 'client');
-        }
-      },
-    );
-  }
-
-  /** Resolves once the session's row is stored (at once when it is not being written). */
-  private async sessionRecorded(id: string): Promise<void> {
-    await this.sessionWrites.get(id)?.catch(() => {});
+        this.endRoute(route, error, 'client');
+      }
+    });
   }
 
   /** Ends the route's session (and any other on the same grant) when its grant expires. */
@@ -686,7 +671,6 @@ export class Hub {
       if (route === undefined || owner === undefined || this.statementReviews === undefined) {
         throw new HoopError('NOT_FOUND', `no live session ${session} on this agent to review`);
       }
-      await this.sessionRecorded(session);
       const wanted = this.streamReviews.get(route);
       if (wanted?.review !== undefined) {
         // The stream runs an approved review: this statement must be that one, used up now.
@@ -823,7 +807,6 @@ export class Hub {
     const audit = this.options.audit;
     const { events, seq } = group;
     try {
-      for (const id of new Set(events.map((e) => e.session))) await this.sessionRecorded(id);
       const { rejected } =
         audit === undefined
           ? await this.options.store.appendAuditEvents(link.id, events)
@@ -897,7 +880,6 @@ export class Hub {
     bytesDown: number,
   ): Promise<void> {
     try {
-      await this.sessionRecorded(id);
       await this.options.store.endSession(id, {
         status,
         ...(errorCode === undefined ? {} : { errorCode }),
