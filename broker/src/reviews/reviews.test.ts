@@ -19,6 +19,7 @@ import { GrantService } from '../grants/service.js';
 import { auditEvents } from '../store/schema.js';
 import { addLocalPgConnection, startTestBroker, type TestBroker } from '../testing/index.js';
 import { ReviewService } from './service.js';
+import type { ReviewView } from './view.js';
 import { webhookBody } from './webhook.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -470,29 +471,7 @@ describe('reviews (broker + agent + PostgreSQL + webhook, in process)', () => {
     const body = JSON.parse(
       webhookBody('slack', {
         event: 'review.created',
-        review: {
-          id: 'r1',
-          kind: 'access',
-          status: 'pending',
-          connection: 'db',
-          requester: 'rita',
-          justification: 'INC-42',
-          durationSeconds: 600,
-          statement: null,
-          approvals: [],
-          minApprovals: 1,
-          approvers: ['dba'],
-          requireAllGroups: false,
-          missingGroups: [],
-          breakGlass: false,
-          createdAt: '',
-          expiresAt: '',
-          decidedAt: null,
-          decidedBy: null,
-          decisionReason: null,
-          grantId: null,
-          approveWith: 'hoop reviews approve r1',
-        },
+        review: reviewView({}),
       }),
     ) as Record<string, unknown>;
     assert.deepEqual(Object.keys(body), ['text']);
@@ -503,29 +482,18 @@ describe('reviews (broker + agent + PostgreSQL + webhook, in process)', () => {
   });
 
   it('makes a break-glass review loud in Slack, and says so once it is revoked', () => {
-    const review = {
+    const review = reviewView({
       id: 'r2',
-      kind: 'access' as const,
-      status: 'approved' as const,
-      connection: 'db',
+      status: 'approved',
       requester: 'olga',
       justification: 'INC-9',
-      durationSeconds: 600,
-      statement: null,
-      approvals: [],
-      minApprovals: 1,
-      approvers: ['dba'],
-      requireAllGroups: false,
-      missingGroups: [],
       breakGlass: true,
-      createdAt: '',
-      expiresAt: '',
       decidedAt: '',
       decidedBy: 'olga',
       decisionReason: 'INC-9',
       grantId: 'g1',
       approveWith: 'hoop reviews approve r2',
-    };
+    });
     const text = (status: 'approved' | 'revoked') =>
       (
         JSON.parse(
@@ -543,3 +511,31 @@ describe('reviews (broker + agent + PostgreSQL + webhook, in process)', () => {
     assert.equal(json.review.breakGlass, true);
   });
 });
+
+/** A pending access review of `db` by rita, as the API shows it, with `overrides`. */
+function reviewView(overrides: Partial<ReviewView>): ReviewView {
+  return {
+    id: 'r1',
+    kind: 'access',
+    status: 'pending',
+    connection: 'db',
+    requester: 'rita',
+    justification: 'INC-42',
+    durationSeconds: 600,
+    statement: null,
+    approvals: [],
+    minApprovals: 1,
+    approvers: ['dba'],
+    requireAllGroups: false,
+    missingGroups: [],
+    breakGlass: false,
+    createdAt: '',
+    expiresAt: '',
+    decidedAt: null,
+    decidedBy: null,
+    decisionReason: null,
+    grantId: null,
+    approveWith: 'hoop reviews approve r1',
+    ...overrides,
+  };
+}

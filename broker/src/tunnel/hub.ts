@@ -65,7 +65,7 @@ export interface HubStore {
 export interface HubGrants {
   /**
    * Signs the session grant for a client that presented a user token (not a grant); `record`
-   * stores it (the hub does, beside the session row, after the agent has it).
+   * stores it and its audit event (the hub calls it once the agent has been sent the grant).
    */
   mintSession(
     subject: { readonly userId: string; readonly name: string },
