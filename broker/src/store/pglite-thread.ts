@@ -82,9 +82,12 @@ export class PgliteThread {
     this.worker.unref();
     this.worker.on('message', (reply: WorkerReply) => this.onReply(reply));
     this.worker.on('error', (err) => this.fail(err));
-    this.worker.on('exit', (code) =>
-      this.fail(new Error(`the embedded store's thread exited (code ${code})`)),
-    );
+    this.worker.on('exit', (code) => {
+      // terminate() after close() ends it on purpose; any other exit is a failure.
+      if (this.closing === undefined) {
+        this.fail(new Error(`the embedded store's thread exited (code ${code})`));
+      }
+    });
   }
 
   /** Starts the thread and opens PGlite in `dataDir` (in memory when undefined). */
@@ -139,7 +142,7 @@ export class PgliteThread {
     return this.closing;
   }
 
-  private runQuery(
+  private async runQuery(
     tx: number | undefined,
     sql: string,
     params: unknown[] | undefined,
@@ -157,10 +160,10 @@ export class PgliteThread {
   }
 
   private call(request: Request, closing = false): Promise<unknown> {
-    if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.closing !== undefined && !closing) {
       return Promise.reject(new Error('the embedded store is closed'));
     }
+    if (this.failure !== undefined) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise<unknown>((resolve, reject) => {
       if (this.pending.size === 0) this.worker.ref();
