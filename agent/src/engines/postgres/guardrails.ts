@@ -8,9 +8,10 @@
  */
 
 import { type Policy, reviewedStatementKinds, type StatementKind } from '@hoop/shared';
+import { type AnalysisCache, maskedKeyOf, sharedAnalysisCache } from './analysis-cache.js';
 import type { MaskedColumnRef } from './masked-refs.js';
 import { SqlState } from './messages.js';
-import { analyzeSql, type SqlParse, type StatementFacts } from './sql.js';
+import type { SqlParse, StatementFacts } from './sql.js';
 
 export interface Denial {
   /** The rule, as recorded in audit events (e.g. "statements: drop"). */
@@ -61,11 +62,16 @@ export class Guardrails {
   /** Tables (lower case, unqualified) with masked columns. */
   private readonly maskedTables: ReadonlySet<string>;
   private readonly maskedColumns: readonly MaskedColumnRef[];
+  private readonly maskedKey: string;
   private readonly parse: SqlParse | undefined;
   /** Statement kinds held for approval (`reviews.statements`). */
   readonly reviewKinds: ReadonlySet<StatementKind>;
 
-  constructor(policy: Policy, parse: SqlParse | undefined) {
+  constructor(
+    policy: Policy,
+    parse: SqlParse | undefined,
+    private readonly analyses: AnalysisCache = sharedAnalysisCache,
+  ) {
     this.reviewKinds = reviewedStatementKinds(policy);
     const deny = policy.guardrails?.deny ?? [];
     this.active = deny.length > 0;
@@ -87,6 +93,7 @@ export class Guardrails {
       const [, table = '', column = ''] = c.column.toLowerCase().split('.');
       return { table, column };
     });
+    this.maskedKey = maskedKeyOf(this.maskedColumns);
     this.parse = parse;
   }
 
@@ -124,9 +131,9 @@ export class Guardrails {
         denial: denial('the SQL parser is not available', 'parser-unavailable'),
       };
     }
-    let statements: StatementFacts[];
+    let statements: readonly StatementFacts[];
     try {
-      statements = analyzeSql(this.parse, sql, this.maskedColumns);
+      statements = this.analyses.analyze(this.parse, sql, this.maskedColumns, this.maskedKey);
     } catch (err) {
       if (!this.needed) return { allowed: true, statements: [] };
       const message = err instanceof Error ? err.message : String(err);
