@@ -1,8 +1,9 @@
 /**
  * Value detectors: find sensitive values anywhere inside a text (a whole column value, a JSON
  * document, a COPY row, an error message). Each candidate found by a pattern is confirmed by a
- * checksum where one exists (Luhn for cards, mod-97 for IBANs), so ordinary numbers pass
- * through. Patterns are linear (no nested quantifiers over the same characters).
+ * checksum where one exists (Luhn for cards; mod-97 and the country's registered length for
+ * IBANs), so ordinary numbers and hashes pass through. Patterns are linear (no nested
+ * quantifiers over the same characters).
  */
 import type { DetectorName } from '@hoop/shared';
 
@@ -28,10 +29,55 @@ export function luhnValid(digits: string): boolean {
   return sum % 10 === 0;
 }
 
-/** ISO 13616 IBAN check: move the first four characters to the end, letters to numbers, mod 97 = 1. */
+/**
+ * Total IBAN length (country code + check digits + BBAN) per IBAN country code, from the "IBAN
+ * length" row of the SWIFT IBAN Registry, Release 102 (June 2026, TXT edition); SWIFT is the
+ * ISO 13616 registration authority. Cross-checked against the ibantools country table (same
+ * length for all 87 codes it has; OM and YE checked against the Intervention/validation table)
+ * and java-iban's (registry release 90), which differs only for BI and NI, where it still had
+ * pre-registry "experimental" lengths (16, 32): the registry's 27 and 28 are used. Territories
+ * the registry files under another country's code (AX under FI; GF, GP, MQ, RE, PF, TF, YT, NC,
+ * BL, MF, PM, WF under FR; IM, JE, GG under GB) have no entry of their own, nor do the
+ * "partial IBAN" countries outside the registry that some libraries list (AO, DZ, MA, SN, ...).
+ */
+// biome-ignore format: one row per initial letter keeps the table readable
+const ibanLengths: Readonly<Record<string, number>> = {
+  AD: 24, AE: 23, AL: 28, AT: 20, AZ: 28,
+  BA: 20, BE: 16, BG: 22, BH: 22, BI: 27, BR: 29, BY: 28,
+  CH: 21, CR: 22, CY: 28, CZ: 24,
+  DE: 22, DJ: 27, DK: 18, DO: 28,
+  EE: 20, EG: 29, ES: 24,
+  FI: 18, FK: 18, FO: 18, FR: 27,
+  GB: 22, GE: 22, GI: 23, GL: 18, GR: 27, GT: 28,
+  HN: 28, HR: 21, HU: 28,
+  IE: 22, IL: 23, IQ: 23, IS: 26, IT: 27,
+  JO: 30,
+  KW: 30, KZ: 20,
+  LB: 28, LC: 32, LI: 21, LT: 20, LU: 20, LV: 21, LY: 25,
+  MC: 27, MD: 24, ME: 22, MK: 19, MN: 20, MR: 27, MT: 31, MU: 30,
+  NI: 28, NL: 18, NO: 15,
+  OM: 23,
+  PK: 24, PL: 28, PS: 29, PT: 25,
+  QA: 29,
+  RO: 24, RS: 22, RU: 33,
+  SA: 24, SC: 31, SD: 18, SE: 24, SI: 19, SK: 24, SM: 27, SO: 23, ST: 25, SV: 28,
+  TL: 23, TN: 24, TR: 26,
+  UA: 29,
+  VA: 22, VG: 24,
+  XK: 20,
+  YE: 30,
+};
+
+/**
+ * ISO 13616 IBAN check: a registered country code, exactly that country's length, two check
+ * digits, and mod 97 = 1 after moving the first four characters to the end and letters to
+ * numbers. The length check is what keeps hashes out: the mod-97 test alone passes one random
+ * string in 97.
+ */
 export function ibanValid(candidate: string): boolean {
   const iban = candidate.replace(/ /g, '').toUpperCase();
-  if (iban.length < 15 || iban.length > 34) return false;
+  if (iban.length !== ibanLengths[iban.slice(0, 2)]) return false;
+  if (!/^[A-Z]{2}\d{2}[A-Z0-9]+$/.test(iban)) return false;
   const rearranged = iban.slice(4) + iban.slice(0, 4);
   let remainder = 0;
   for (const ch of rearranged) {
