@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { detect, featuresOf, ibanValid } from './detectors.js';
+import { detect, featuresOf, ibanValid, redactDetected } from './detectors.js';
 
 /** A small deterministic generator, so a failure can be replayed. */
 function lcg(seed: number): () => number {
@@ -139,6 +139,121 @@ describe('iban detector', () => {
       assert.equal(passesMod97(candidate), true, candidate);
       assert.equal(ibanValid(candidate), false, candidate);
       assert.deepEqual(found(`iban ${candidate}.`), [], candidate);
+    }
+  });
+
+  /** `text` with the IBAN detector applied, unchanged where nothing is found. */
+  const redacted = (text: string) => redactDetected(text, enabled) ?? text;
+
+  it('masks exactly the IBAN when words follow it', () => {
+    // The pattern used to allow a space anywhere, so the candidate ran on into the following
+    // words, failed the country's length, and the IBAN in front was never tried.
+    const cases: Array<[string, string, string]> = [
+      ['pay DE89370400440532013000 to me', 'DE89370400440532013000', 'pay [redacted:iban] to me'],
+      [
+        'IBAN DE89 3704 0044 0532 0130 00 for rent',
+        'DE89 3704 0044 0532 0130 00',
+        'IBAN [redacted:iban] for rent',
+      ],
+      ['gb29 nwbk 6016 1331 9268 19 ok', 'gb29 nwbk 6016 1331 9268 19', '[redacted:iban] ok'],
+      ['NO93 8601 1117 947 is short', 'NO93 8601 1117 947', '[redacted:iban] is short'],
+    ];
+    for (const [text, iban, masked] of cases) {
+      assert.deepEqual(found(text), [iban], text);
+      assert.equal(redacted(text), masked, text);
+    }
+  });
+
+  it('masks an IBAN at the end of the text', () => {
+    for (const iban of ['DE89370400440532013000', 'DE89 3704 0044 0532 0130 00']) {
+      assert.equal(redacted(`to ${iban}`), 'to [redacted:iban]', iban);
+      assert.equal(redacted(iban), '[redacted:iban]', iban);
+    }
+  });
+
+  it('masks two IBANs in one text, also one right after the other', () => {
+    const de = 'DE89 3704 0044 0532 0130 00';
+    const gb = 'GB29NWBK60161331926819';
+    const cases: Array<[string, string]> = [
+      [`from ${de} to ${gb} today`, 'from [redacted:iban] to [redacted:iban] today'],
+      [`${de} ${gb}`, '[redacted:iban] [redacted:iban]'],
+      [`${gb} ${de}`, '[redacted:iban] [redacted:iban]'],
+      [`${gb},${gb}`, '[redacted:iban],[redacted:iban]'],
+    ];
+    for (const [text, masked] of cases) {
+      assert.equal(redacted(text), masked, text);
+      assert.equal(detect(text, enabled).length, 2, text);
+    }
+  });
+
+  it('leaves a number after the IBAN as it is', () => {
+    // A DE IBAN has exactly 22 characters, so a separate word after the 22nd is not part of it
+    // (it is an amount, a reference, ...): the IBAN is masked, the number stays.
+    assert.equal(redacted('DE89 3704 0044 0532 0130 00 12'), '[redacted:iban] 12');
+    assert.equal(redacted('DE89370400440532013000 12 EUR'), '[redacted:iban] 12 EUR');
+  });
+
+  it('does not take an IBAN glued to more characters of the same word', () => {
+    // Part of a longer token, so not an IBAN: the word boundary the pattern always had, as the
+    // SSN and phone detectors do not take a value glued to more digits.
+    for (const text of [
+      'DE89370400440532013000X',
+      'DE893704004405320130001',
+      'DE89370400440532013000_1',
+      'xDE89370400440532013000',
+      'DE89 3704 0044 0532 0130 0012',
+      'DE89 3704 0044 0532 0130 00X for rent',
+    ]) {
+      assert.deepEqual(found(text), [], text);
+    }
+    // Punctuation ends the word.
+    for (const text of [
+      '(DE89370400440532013000)',
+      'DE89370400440532013000.',
+      'DE89370400440532013000-x',
+    ]) {
+      assert.deepEqual(found(text), ['DE89370400440532013000'], text);
+    }
+  });
+
+  it('finds an IBAN right after a word shaped like the start of one', () => {
+    // Each place an IBAN may start is tried, so an earlier candidate does not hide the IBAN.
+    for (const before of ['AB12', 'DE12', 'de12 ab', 'ES91']) {
+      for (const iban of ['DE89370400440532013000', 'DE89 3704 0044 0532 0130 00']) {
+        assert.equal(redacted(`${before} ${iban} x`), `${before} [redacted:iban] x`, before);
+      }
+    }
+  });
+
+  it('masks as one span a valid candidate that ends inside a real IBAN', () => {
+    // BE has 16 characters: with these check digits, `BE.. DE89 3704 0044` passes too, and ends
+    // inside the DE IBAN's groups. Neither part of the DE IBAN may be left showing.
+    const be = withCheckDigits('BE', 'DE8937040044');
+    assert.equal(ibanValid(`${be.slice(0, 4)} DE89 3704 0044`), true);
+    const text = `pay ${be.slice(0, 4)} DE89 3704 0044 0532 0130 00 now`;
+    assert.equal(redacted(text), 'pay [redacted:iban] now');
+  });
+
+  it('masks exactly the IBAN wherever it sits among other words', () => {
+    const ibans = [
+      'DE89370400440532013000',
+      'DE89 3704 0044 0532 0130 00',
+      'GB29 NWBK 6016 1331 9268 19',
+      'NO9386011117947',
+      'RU03 0445 2522 5408 1781 0538 0913 1041 9',
+    ];
+    // Words an IBAN must not swallow, and shapes of an IBAN's start that are not one.
+    const words = ['to', 'me', '12', '00', 'X', 'EUR', 'AB12', 'DE12', 'no', '4', 'rent', 'ab'];
+    const random = lcg(13);
+    const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)] as T;
+    const phrase = () => Array.from({ length: Math.floor(random() * 4) }, () => pick(words));
+    for (let n = 0; n < 5_000; n++) {
+      const before = phrase().join(' ');
+      const after = phrase().join(' ');
+      const iban = pick(ibans);
+      const text = [before, iban, after].filter((part) => part !== '').join(' ');
+      const masked = [before, '[redacted:iban]', after].filter((part) => part !== '').join(' ');
+      assert.equal(redacted(text), masked, text);
     }
   });
 

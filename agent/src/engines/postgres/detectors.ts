@@ -68,6 +68,17 @@ const ibanLengths: Readonly<Record<string, number>> = {
   YE: 30,
 };
 
+/** 0..675 for two ASCII letters of either case. */
+function ibanCode(first: number, second: number): number {
+  return ((first & 0xdf) - 65) * 26 + ((second & 0xdf) - 65);
+}
+
+/** `ibanLengths` indexed by `ibanCode`, 0 for no IBAN: a lookup that allocates nothing. */
+const ibanLengthByCode = new Uint8Array(26 * 26);
+for (const [country, length] of Object.entries(ibanLengths)) {
+  ibanLengthByCode[ibanCode(country.charCodeAt(0), country.charCodeAt(1))] = length;
+}
+
 /**
  * ISO 13616 IBAN check: a registered country code, exactly that country's length, two check
  * digits, and mod 97 = 1 after moving the first four characters to the end and letters to
@@ -95,9 +106,12 @@ interface Pattern {
   readonly gate: (features: TextFeatures) => boolean;
   /** Confirms a candidate; may narrow it to the part that is really sensitive. */
   readonly confirm?: (match: string) => Array<{ start: number; end: number }>;
+  /**
+   * For a value whose extent a regex cannot tell: `regex` finds where one may start, and this
+   * returns where the value starting there ends, or -1 for none.
+   */
+  readonly extent?: (text: string, start: number) => number;
 }
-
-const whole = (ok: boolean, match: string) => (ok ? [{ start: 0, end: match.length }] : []);
 
 /**
  * A card number inside a run of digits (with space/dash separators): the whole run when it
@@ -128,6 +142,35 @@ function findCard(run: string): Array<{ start: number; end: number }> {
     i++;
   }
   return found;
+}
+
+const isAlnum = (c: number) => (c >= 48 && c <= 57) || ((c | 0x20) >= 97 && (c | 0x20) <= 122);
+/** A `\w` character (what ends a `\b` word); NaN past the end is none. */
+const isWordChar = (c: number) => isAlnum(c) || c === 95;
+
+/**
+ * The end of the IBAN that starts at `start` (two letters and two digits at a word start), or
+ * -1. An IBAN has exactly its country's registered number of characters, so the candidate is
+ * that many letters and digits, a single space allowed before each (print format groups them
+ * by four), ending at a word boundary and passing `ibanValid`. Counting instead of matching a
+ * run is what finds `DE89 3704 0044 0532 0130 00 for rent`: a run would take the following
+ * words too and fail the length check. Followed by a word character (`DE89…3000X`), the
+ * candidate is part of a longer token and not an IBAN: the `\b` this pattern always had, as the
+ * SSN and phone patterns do not take a value glued to more digits (cards are the exception,
+ * looked for inside longer digit runs). A following separate word (`… 00 12`) is not part of
+ * it: the country's length says where the IBAN ends.
+ */
+function ibanEnd(text: string, start: number): number {
+  const length = ibanLengthByCode[ibanCode(text.charCodeAt(start), text.charCodeAt(start + 1))];
+  if (length === undefined || length === 0) return -1;
+  let i = start + 4;
+  for (let n = 4; n < length; n++) {
+    if (text.charCodeAt(i) === 32) i++;
+    if (!isAlnum(text.charCodeAt(i))) return -1;
+    i++;
+  }
+  if (isWordChar(text.charCodeAt(i))) return -1;
+  return ibanValid(text.slice(start, i)) ? i : -1;
 }
 
 /** What the detectors' gates look at, gathered in one pass over a text. */
@@ -197,9 +240,10 @@ const patterns: readonly Pattern[] = [
   },
   {
     detector: 'iban',
-    regex: /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b/gi,
+    // Where an IBAN may start; every such place is tried, also inside an earlier candidate.
+    regex: /\b[A-Z]{2}\d{2}/gi,
     gate: (f) => f.digits >= 4,
-    confirm: (m) => whole(ibanValid(m), m),
+    extent: ibanEnd,
   },
   {
     detector: 'credit_card',
@@ -231,21 +275,47 @@ export function detect(text: string, enabled: ReadonlySet<DetectorName>): Detect
     if (!pattern.gate(features)) continue;
     pattern.regex.lastIndex = 0;
     for (const match of text.matchAll(pattern.regex)) {
+      if (pattern.extent !== undefined) {
+        const end = pattern.extent(text, match.index);
+        if (end >= 0) hits = addHit(hits, pattern.detector, match.index, end);
+        continue;
+      }
       const ranges =
         pattern.confirm === undefined
           ? [{ start: 0, end: match[0].length }]
           : pattern.confirm(match[0]);
       for (const range of ranges) {
-        const start = match.index + range.start;
-        const end = match.index + range.end;
-        hits ??= [];
-        if (hits.some((h) => start < h.end && h.start < end)) continue;
-        hits.push({ detector: pattern.detector, start, end });
+        hits = addHit(hits, pattern.detector, match.index + range.start, match.index + range.end);
       }
     }
   }
   if (hits === undefined) return [];
   return hits.sort((a, b) => a.start - b.start);
+}
+
+/**
+ * `hits` with a hit added, unless it overlaps another detector's (the first detector wins). A
+ * hit overlapping the same detector's last one (a pattern's hits come in order) is merged into
+ * it, so that neither part is left showing: e.g. a word that happens to be a valid IBAN's start
+ * and end inside a real IBAN's groups.
+ */
+function addHit(
+  hits: DetectorHit[] | undefined,
+  detector: DetectorName,
+  start: number,
+  end: number,
+): DetectorHit[] {
+  if (hits === undefined) return [{ detector, start, end }];
+  const last = hits[hits.length - 1];
+  for (const h of hits) {
+    if (start < h.end && h.start < end && (h !== last || h.detector !== detector)) return hits;
+  }
+  if (last !== undefined && last.detector === detector && start < last.end) {
+    if (end > last.end) hits[hits.length - 1] = { detector, start: last.start, end };
+    return hits;
+  }
+  hits.push({ detector, start, end });
+  return hits;
 }
 
 /** Replaces every hit by `[redacted:<detector>]`; counts hits per detector into `counts`. */
