@@ -15,6 +15,7 @@ import {
   type TunnelClient,
   toHoopError,
 } from '@hoop/shared';
+import { answerPostgresEncryption } from './pg-preamble.js';
 
 export const ListenerState = { idle: 'idle', listening: 'listening', closed: 'closed' } as const;
 export type ListenerState = (typeof ListenerState)[keyof typeof ListenerState];
@@ -90,8 +91,18 @@ export class ConnectListener {
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => {});
     const client = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.options.tunnel
-      .open({ t: 'open', connection: this.options.connection, client })
+    // The open and the client's encryption negotiation run side by side: by the time the agent
+    // has opened the session, the client has usually sent its StartupMessage already.
+    const opening = this.options.tunnel.open({
+      t: 'open',
+      connection: this.options.connection,
+      client,
+    });
+    const preamble =
+      this.options.type === 'postgres'
+        ? answerPostgresEncryption(socket)
+        : Promise.resolve(Buffer.alloc(0));
+    opening
       .then(({ stream, session }) => {
         this.opened++;
         this.options.logger.debug('stream open', { session, client });
@@ -100,16 +111,35 @@ export class ConnectListener {
           stream.destroy();
           return;
         }
-        pipeline(socket, stream, socket, () => {
-          if (!stream.destroyed) stream.destroy();
+        // The session may end (agent-side startup timeout, …) before the client says anything.
+        const ended = (): void => {
+          socket.destroy();
+        };
+        stream.once('close', ended);
+        void preamble.then((held) => {
+          stream.off('close', ended);
+          if (socket.destroyed || stream.destroyed) {
+            stream.destroy();
+            socket.destroy();
+            return;
+          }
+          if (held.length > 0) stream.write(held);
+          pipeline(socket, stream, socket, () => {
+            if (!stream.destroyed) stream.destroy();
+          });
+          socket.resume();
         });
-        socket.resume();
       })
       .catch((err: unknown) => {
         const error = toHoopError(err);
         this.options.onRefused?.(error);
-        // The socket stays paused (pauseOnConnect) until the refusal reads the client's startup.
-        import('@hoop/agent')
+        // The socket stays paused until the refusal reads the client's startup (after the
+        // encryption negotiation, which the preamble already answered).
+        void preamble
+          .then((held) => {
+            if (held.length > 0 && !socket.destroyed) socket.unshift(held);
+            return import('@hoop/agent');
+          })
           .then(({ refuseClient }) => refuseClient(this.options.type, socket, error))
           .finally(() => socket.destroy());
       });
