@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { HoopError } from '@hoop/shared';
-import { type JWTPayload, jwtVerify, SignJWT } from 'jose';
+import { type JWTPayload, jwtVerify } from 'jose';
 import type { AuditRecorder } from '../audit/record.js';
 import type { Caller } from '../identity/caller.js';
 import { nowOf, type StoreContext } from '../store/context.js';
@@ -36,6 +36,7 @@ import {
   MAX_GRANT_BYTES,
   MAX_REASON_LENGTH,
 } from './claims.js';
+import { signEdDsaJwt } from './jws.js';
 import { KeyRing } from './keys.js';
 
 export interface GrantServiceOptions {
@@ -144,15 +145,19 @@ export class GrantService {
       act: actions,
       ...(reason === undefined ? {} : { reason }),
     };
-    const grant = await new SignJWT(payload)
-      .setProtectedHeader({ alg: GRANT_ALGORITHM, kid, typ: GRANT_TYPE })
-      .setIssuer(this.issuer)
-      .setAudience(this.audience)
-      .setSubject(request.subject.userId)
-      .setJti(id)
-      .setIssuedAt(times.iat)
-      .setExpirationTime(times.exp)
-      .sign(key);
+    const grant = signEdDsaJwt(
+      { alg: GRANT_ALGORITHM, kid, typ: GRANT_TYPE },
+      {
+        ...payload,
+        iss: this.issuer,
+        aud: this.audience,
+        sub: request.subject.userId,
+        jti: id,
+        iat: times.iat,
+        exp: times.exp,
+      },
+      key,
+    );
     const record = async (): Promise<void> => {
       await insertGrant(this.ctx, {
         id,
@@ -203,20 +208,22 @@ export class GrantService {
     const { kid, key } = await this.keys.signingKey();
     const iat = Math.floor(row.issuedAt.getTime() / 1000);
     const exp = Math.floor(row.expiresAt.getTime() / 1000);
-    const grant = await new SignJWT({
-      name: row.subjectName,
-      conn: row.connectionName,
-      act: row.actions,
-      ...(row.reason === null ? {} : { reason: row.reason }),
-    })
-      .setProtectedHeader({ alg: GRANT_ALGORITHM, kid, typ: GRANT_TYPE })
-      .setIssuer(this.issuer)
-      .setAudience(this.audience)
-      .setSubject(row.userId)
-      .setJti(row.id)
-      .setIssuedAt(iat)
-      .setExpirationTime(exp)
-      .sign(key);
+    const grant = signEdDsaJwt(
+      { alg: GRANT_ALGORITHM, kid, typ: GRANT_TYPE },
+      {
+        name: row.subjectName,
+        conn: row.connectionName,
+        act: row.actions,
+        ...(row.reason === null ? {} : { reason: row.reason }),
+        iss: this.issuer,
+        aud: this.audience,
+        sub: row.userId,
+        jti: row.id,
+        iat,
+        exp,
+      },
+      key,
+    );
     return {
       id: row.id,
       grant,

@@ -452,7 +452,9 @@ export class Hub {
     if (!this.clients.has(link)) return;
     // Every session runs on a grant: the client's own, or one minted now for its user token.
     let grant: { id: string; grant: string; expiresAt: number } | undefined;
-    let recordGrant: (() => Promise<void>) | undefined;
+    let mint:
+      | Promise<Awaited<ReturnType<NonNullable<HubOptions['grants']>['mintSession']>>>
+      | undefined;
     if (heldGrant !== undefined) {
       if (link.grantToken === undefined) {
         // Never widen a grant into a session grant: without the JWT there is nothing to pass on.
@@ -469,35 +471,41 @@ export class Hub {
       );
       return;
     } else if (this.options.grants !== undefined) {
-      try {
-        const minted = await this.options.grants.mintSession(
-          { userId: link.userId, name: link.userName },
-          {
-            name: resolved.info.name,
-            tags: resolved.tags,
-            maxGrantTtlSeconds: resolved.maxGrantTtlSeconds,
-          },
-        );
-        grant = minted;
-        recordGrant = minted.record;
-      } catch (err) {
-        fail(toHoopError(err));
-        return;
-      }
+      mint = this.options.grants.mintSession(
+        { userId: link.userId, name: link.userName },
+        {
+          name: resolved.info.name,
+          tags: resolved.tags,
+          maxGrantTtlSeconds: resolved.maxGrantTtlSeconds,
+        },
+      );
     }
-    // The session row comes first: the agent's audit events for it are stored against it.
-    let session: { id: string };
-    try {
-      session = await this.options.store.createSession({
+    // The session row is stored before the agent opens the session (its audit events are stored
+    // against it); the session grant is signed meanwhile.
+    const [stored, minted] = await Promise.allSettled([
+      this.options.store.createSession({
         connectionId: resolved.info.id,
         connectionName: resolved.info.name,
         userId: link.userId,
         agentId: agent.id,
         ...(client === undefined ? {} : { client }),
-      });
-    } catch (err) {
-      fail(toHoopError(err));
+      }),
+      mint,
+    ]);
+    if (stored.status === 'rejected') {
+      fail(toHoopError(stored.reason));
       return;
+    }
+    const session: { id: string } = stored.value;
+    let recordGrant: (() => Promise<void>) | undefined;
+    if (minted.status === 'rejected') {
+      fail(toHoopError(minted.reason));
+      await this.endSession(session.id, 'failed', toHoopError(minted.reason).code, 0, 0);
+      return;
+    }
+    if (minted.value !== undefined) {
+      grant = minted.value;
+      recordGrant = minted.value.record;
     }
     if (!this.clients.has(link) || this.agents.get(agent.id) !== agent) {
       fail(new HoopError('AGENT_OFFLINE', `agent ${agent.name} disconnected`));
