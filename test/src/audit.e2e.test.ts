@@ -62,13 +62,22 @@ describe('audit log under chaos', { timeout: 240_000 }, () => {
     await client.connect();
     const texts = ['select 101 as a', 'select 102 as b', 'select 103 as c'];
     for (const t of texts) await client.query(t);
-    await edge2.kill();
-    await client.end().catch(() => {});
     const sessions = await deployment.api<{ id: string; connectionName: string }[]>(
       '/api/v1/sessions?limit=50',
     );
     const id = sessions.find((s) => s.connectionName === 'pg2')?.id;
     assert.ok(id !== undefined);
+    await edge2.kill();
+    // The broker sees the agent's tunnel drop before the client says goodbye (on a loaded
+    // machine the client's close could otherwise reach it first and end the session cleanly).
+    await waitFor(
+      async () => {
+        const s = await deployment.api<SessionView>(`/api/v1/sessions/${id}`);
+        return s.status === 'open' ? undefined : s;
+      },
+      { timeoutMs: 30_000, what: 'the broker to end the session of the killed agent' },
+    );
+    await client.end().catch(() => {});
     await edge2.start();
     const session = await waitFor(
       async () => {

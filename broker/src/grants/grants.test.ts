@@ -13,7 +13,12 @@ import { eq, sql } from 'drizzle-orm';
 import pg from 'pg';
 import WebSocket from 'ws';
 import type { Broker } from '../broker.js';
-import { auditEvents, connections, grants as grantsTable } from '../store/schema.js';
+import {
+  auditEvents,
+  connections,
+  grants as grantsTable,
+  sessions as sessionsTable,
+} from '../store/schema.js';
 import { addLocalPgConnection, startTestBroker, type TestBroker } from '../testing/index.js';
 import { GrantService } from './service.js';
 
@@ -350,6 +355,32 @@ describe('grants (broker + agent + PostgreSQL, in process)', () => {
       stream.destroy();
     } finally {
       await db.execute(sql`alter table if exists grants_away rename to grants`);
+      client.close();
+    }
+  });
+
+  it('refuses an open whose session row cannot be stored, though the agent had opened it', async () => {
+    const db = broker.store.context.db;
+    // The agent opens the session while the broker stores its row; the client must hear
+    // open-error (and the agent close), never open-ok, when the row cannot be stored.
+    await db.execute(sql`alter table sessions rename to sessions_away`);
+    const client = new TunnelClient({ brokerUrl: broker.url, token: adminToken, logger });
+    try {
+      const refused = await client.open({ t: 'open', connection: 'other-pg' }).then(
+        ({ stream }) => {
+          stream.destroy();
+          return undefined;
+        },
+        (err: unknown) => err,
+      );
+      assert.ok(refused instanceof HoopError, `expected the open to fail, got ${refused}`);
+      await db.execute(sql`alter table sessions_away rename to sessions`);
+      const { stream, session } = await client.open({ t: 'open', connection: 'other-pg' });
+      const [row] = await db.select().from(sessionsTable).where(eq(sessionsTable.id, session));
+      assert.equal(row?.status, 'open');
+      stream.destroy();
+    } finally {
+      await db.execute(sql`alter table if exists sessions_away rename to sessions`);
       client.close();
     }
   });

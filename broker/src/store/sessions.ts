@@ -19,6 +19,8 @@ export const SESSION_LIST_DEFAULT_LIMIT = 100;
 export const SESSION_LIST_MAX_LIMIT = 1000;
 
 export interface CreateSessionInput {
+  /** The session id, when the caller chose it (a random UUID otherwise). */
+  id?: string | undefined;
   connectionId: string | null;
   connectionName: string;
   userId?: string | null | undefined;
@@ -54,7 +56,7 @@ export async function createSession(
       const [row] = await ctx.db
         .insert(sessions)
         .values({
-          id: randomUUID(),
+          id: input.id ?? randomUUID(),
           connectionId: input.connectionId,
           connectionName,
           userId: input.userId ?? null,

@@ -4,6 +4,7 @@
  * target (and its credential, for the owning agent only), then relays bytes both ways without
  * parsing the target protocol.
  */
+import { randomUUID } from 'node:crypto';
 import {
   type AuditEvent,
   type Clock,
@@ -46,6 +47,7 @@ export interface HubStore {
     events: readonly AuditEvent[],
   ): Promise<{ stored: number; rejected: number }>;
   createSession(input: {
+    id?: string;
     connectionId: string;
     connectionName: string;
     userId: string | null;
@@ -183,6 +185,8 @@ export class Hub {
   private readonly auditQueues = new WeakMap<AgentLink, AuditQueue>();
   /** Per live route: the timer that ends it when its grant expires. */
   private readonly expiryTimers = new Map<Route, TimerHandle>();
+  /** Session rows being inserted (their audit events wait for them), by session id. */
+  private readonly rowsStoring = new Map<string, Promise<boolean>>();
   /** Resolved connections, so an open does not wait for the store each time. */
   private readonly resolved: ResolveCache<Awaited<ReturnType<HubStore['resolveConnectionTarget']>>>;
 
@@ -480,38 +484,33 @@ export class Hub {
         },
       );
     }
-    // The session row is stored before the agent opens the session (its audit events are stored
-    // against it); the session grant is signed meanwhile.
-    const [stored, minted] = await Promise.allSettled([
-      this.options.store.createSession({
-        connectionId: resolved.info.id,
-        connectionName: resolved.info.name,
-        userId: link.userId,
-        agentId: agent.id,
-        ...(client === undefined ? {} : { client }),
-      }),
-      mint,
-    ]);
-    if (stored.status === 'rejected') {
-      fail(toHoopError(stored.reason));
-      return;
-    }
-    const session: { id: string } = stored.value;
     let recordGrant: (() => Promise<void>) | undefined;
-    if (minted.status === 'rejected') {
-      fail(toHoopError(minted.reason));
-      await this.endSession(session.id, 'failed', toHoopError(minted.reason).code, 0, 0);
-      return;
-    }
-    if (minted.value !== undefined) {
-      grant = minted.value;
-      recordGrant = minted.value.record;
+    if (mint !== undefined) {
+      try {
+        const minted = await mint;
+        grant = minted;
+        recordGrant = minted.record;
+      } catch (err) {
+        fail(toHoopError(err));
+        return;
+      }
     }
     if (!this.clients.has(link) || this.agents.get(agent.id) !== agent) {
       fail(new HoopError('AGENT_OFFLINE', `agent ${agent.name} disconnected`));
-      await this.endSession(session.id, 'failed', 'AGENT_OFFLINE', 0, 0);
       return;
     }
+    // The session row is stored while the agent opens the session; the client hears open-ok
+    // only once both are done, so nothing reaches the target before the row exists (the
+    // agent's audit events for it are stored against it, and are appended after it).
+    const session = { id: randomUUID() };
+    const storing = this.options.store.createSession({
+      id: session.id,
+      connectionId: resolved.info.id,
+      connectionName: resolved.info.name,
+      userId: link.userId,
+      agentId: agent.id,
+      ...(client === undefined ? {} : { client }),
+    });
     const agentStream = this.allocate(agent);
     const route = new Route(
       session.id,
@@ -542,6 +541,38 @@ export class Hub {
       user: link.userName,
       agent: agent.name,
     });
+    route.rowStored = storing.then(
+      () => true,
+      () => false,
+    );
+    this.rowsStoring.set(session.id, route.rowStored);
+    void route.rowStored.then(() => this.rowsStoring.delete(session.id));
+    try {
+      await storing;
+    } catch (err) {
+      const error = toHoopError(err);
+      if (route.state !== RouteState.closed) {
+        route.client.tunnel.sendControl(route.client.stream, {
+          t: route.state === RouteState.opening ? 'open-error' : 'close',
+          error: errorBodyOf(error),
+        });
+        this.endRoute(route, error, 'client');
+      }
+      return;
+    }
+    route.stored = true;
+    if (route.agentReady) this.completeOpen(route);
+  }
+
+  /** Tells the client its stream is open, then passes on what the agent sent meanwhile. */
+  private completeOpen(route: Route): void {
+    if (route.state !== RouteState.opening) return;
+    route.transition(RouteState.open);
+    route.client.tunnel.sendControl(route.client.stream, { t: 'open-ok', session: route.session });
+    for (const raw of route.held.splice(0)) {
+      rewriteStream(raw, route.client.stream);
+      route.client.tunnel.sendEncoded(raw);
+    }
   }
 
   /**
@@ -731,33 +762,47 @@ export class Hub {
     }
     const route = link.routes.get(frame.stream);
     if (route === undefined || route.state === RouteState.closed) return;
+    // After its open-ok and before the session row is stored, the agent's frames wait here.
+    const holding = route.state === RouteState.opening && route.agentReady;
     if (frame.kind === FrameKind.data) {
-      if (route.state !== RouteState.open) {
+      if (route.state !== RouteState.open && !holding) {
         throw new HoopError('FRAME_MALFORMED', `data on stream ${frame.stream} before open-ok`);
       }
       route.carry('down', frame.body.length);
-      this.forward(frame, route.client.tunnel, route.client.stream);
+      if (holding) route.held.push(Buffer.from(frame.raw));
+      else this.forward(frame, route.client.tunnel, route.client.stream);
       return;
     }
     if (frame.kind === FrameKind.window) {
       route.grant('up', decodeWindow(frame));
-      this.forward(frame, route.client.tunnel, route.client.stream);
+      if (holding) route.held.push(Buffer.from(frame.raw));
+      else this.forward(frame, route.client.tunnel, route.client.stream);
       return;
     }
     switch (control?.t) {
       case 'open-ok':
-        if (route.state !== RouteState.opening) return;
-        route.transition(RouteState.open);
-        route.client.tunnel.sendControl(route.client.stream, {
-          t: 'open-ok',
-          session: route.session,
-        });
+        if (route.state !== RouteState.opening || route.agentReady) return;
+        route.agentReady = true;
+        if (route.stored) this.completeOpen(route);
         return;
       case 'open-error':
         route.client.tunnel.sendControl(route.client.stream, control);
         this.finish(route, hoopErrorOf(control.error), true);
         return;
       case 'close':
+        if (route.state === RouteState.opening) {
+          // The agent ended the session before the client was told it opened.
+          const error =
+            control.error === undefined
+              ? new HoopError('TUNNEL_CLOSED', 'the agent ended the session as it opened')
+              : hoopErrorOf(control.error);
+          route.client.tunnel.sendControl(route.client.stream, {
+            t: 'open-error',
+            error: errorBodyOf(error),
+          });
+          this.finish(route, error, true);
+          return;
+        }
         this.forward(frame, route.client.tunnel, route.client.stream);
         this.finish(route, control.error === undefined ? undefined : hoopErrorOf(control.error));
         return;
@@ -814,6 +859,14 @@ export class Hub {
   private async appendAuditGroup(link: AgentLink, q: AuditQueue, group: AuditBatch): Promise<void> {
     const audit = this.options.audit;
     const { events, seq } = group;
+    // Events of a session whose row is still being stored wait for it (a pooled store may run
+    // the append on another connection than the insert).
+    const rows: Promise<boolean>[] = [];
+    for (const e of events) {
+      const row = this.rowsStoring.get(e.session);
+      if (row !== undefined && !rows.includes(row)) rows.push(row);
+    }
+    if (rows.length > 0) await Promise.all(rows);
     try {
       const { rejected } =
         audit === undefined
@@ -877,7 +930,11 @@ export class Hub {
       bytesUp: route.bytesUp,
       bytesDown: route.bytesDown,
     });
-    void this.endSession(route.session, status, error?.code, route.bytesUp, route.bytesDown);
+    void route.rowStored.then((stored) => {
+      if (stored) {
+        void this.endSession(route.session, status, error?.code, route.bytesUp, route.bytesDown);
+      }
+    });
   }
 
   private async endSession(

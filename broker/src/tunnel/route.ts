@@ -30,6 +30,17 @@ export class Route {
   downInFlight = 0;
   bytesUp = 0;
   bytesDown = 0;
+  /**
+   * The session row is stored: the client is told open-ok only once this and `agentReady` are
+   * both true (the agent opens the session while the broker stores its row).
+   */
+  stored = false;
+  /** The agent answered open-ok. */
+  agentReady = false;
+  /** Frames the agent sent after its open-ok while the row was being stored (copies, in order). */
+  readonly held: Buffer[] = [];
+  /** Resolves true once the session row is stored, false if it could not be. */
+  rowStored: Promise<boolean> = Promise.resolve(true);
 
   constructor(
     readonly session: string,
