@@ -13,6 +13,13 @@ export class FrameSender {
   private bytes = 0;
   private scheduled = false;
   private closed = false;
+  /**
+   * The header of the last queued part when it is a DATA frame (its body queued right after it):
+   * more data for the same stream extends that frame instead of starting a new one, so a burst
+   * of small writes (a server's startup messages, COPY rows read a few KB at a time) arrives as
+   * one frame and is written to the far socket with one call.
+   */
+  private openData: { header: Buffer; stream: number; length: number } | undefined;
 
   constructor(
     private readonly ws: WebSocketLike,
@@ -23,6 +30,7 @@ export class FrameSender {
   /** Queues one already-encoded frame (or several back to back). */
   push(encoded: Buffer): void {
     if (this.closed) return;
+    this.openData = undefined;
     this.parts.push(encoded);
     this.bytes += encoded.length;
     this.schedule();
@@ -32,9 +40,21 @@ export class FrameSender {
   pushData(stream: number, body: Buffer): void {
     if (this.closed) return;
     const max = this.limits.maxFrameBytes;
+    const open = this.openData;
+    if (open !== undefined && open.stream === stream && open.length + body.length <= max) {
+      open.length += body.length;
+      open.header.writeUInt32BE(open.length, 5);
+      this.parts.push(body);
+      this.bytes += body.length;
+      if (this.bytes >= this.flushThreshold) this.flush();
+      this.schedule();
+      return;
+    }
     for (let offset = 0; offset < body.length; offset += max) {
       const part = offset === 0 && body.length <= max ? body : body.subarray(offset, offset + max);
-      this.parts.push(encodeHeader(FrameKind.data, stream, part.length), part);
+      const header = encodeHeader(FrameKind.data, stream, part.length);
+      this.parts.push(header, part);
+      this.openData = { header, stream, length: part.length };
       this.bytes += FRAME_HEADER_BYTES + part.length;
       if (this.bytes >= this.flushThreshold) this.flush();
     }
@@ -52,12 +72,14 @@ export class FrameSender {
     if (this.ws.readyState !== WS_OPEN) {
       this.parts = [];
       this.bytes = 0;
+      this.openData = undefined;
       return;
     }
     const message =
       this.parts.length === 1 ? (this.parts[0] as Buffer) : Buffer.concat(this.parts, this.bytes);
     this.parts = [];
     this.bytes = 0;
+    this.openData = undefined;
     this.ws.send(message, { binary: true });
     if (this.ws.bufferedAmount > this.limits.maxBufferedBytes) {
       this.onOverflow(
@@ -73,6 +95,7 @@ export class FrameSender {
     this.closed = true;
     this.parts = [];
     this.bytes = 0;
+    this.openData = undefined;
   }
 
   private get flushThreshold(): number {
