@@ -96,6 +96,21 @@ describe('card detector and hex digests', () => {
   });
 });
 
+describe('card detector and numbers printed next to a card', () => {
+  const cards = new Set(['credit_card'] as const);
+  const found = (text: string) => detect(text, cards).map((h) => text.slice(h.start, h.end));
+
+  it('masks exactly the printed card, not a window that starts in the number before it', () => {
+    assert.deepEqual(found('qty 3 4111 1111 1111 1111'), ['4111 1111 1111 1111']);
+    assert.deepEqual(found('row 3 4111111111111111'), ['4111111111111111']);
+    assert.deepEqual(found('7-378282246310005 paid'), ['378282246310005']);
+    assert.deepEqual(found('ref 12 3782 822463 10005'), ['3782 822463 10005']);
+    // Padding digits glued to a card (one group): a window inside the run covers all of it.
+    const [hit] = found('00004111111111111111');
+    assert.ok(hit?.endsWith('4111111111111111'), hit);
+  });
+});
+
 describe('iban detector', () => {
   const enabled = new Set(['iban'] as const);
   const found = (text: string) => detect(text, enabled).map((h) => text.slice(h.start, h.end));

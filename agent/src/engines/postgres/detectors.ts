@@ -143,26 +143,54 @@ function insideHexDigest(text: string, start: number, end: number): boolean {
 
 /**
  * A card number inside a run of digits (with space/dash separators): the whole run when it
- * passes Luhn, else the first 13–19-digit window that does, so padding digits around a card
+ * passes Luhn; else the printed groups that make one (`qty 3 4111 1111 1111 1111` is the card
+ * after the `3`, not a 16-digit window starting at it, which would leave the card's last
+ * digits showing); else the first 13–19-digit window that does, so padding digits around a card
  * number do not hide it.
  */
 function findCard(run: string): Array<{ start: number; end: number }> {
   const positions: number[] = [];
+  /** Index into `positions` where each separator-delimited group starts. */
+  const groups: number[] = [];
   let digits = '';
   for (let i = 0; i < run.length; i++) {
     const c = run.charCodeAt(i);
     if (c >= 48 && c <= 57) {
+      if (i === 0 || !(run.charCodeAt(i - 1) >= 48 && run.charCodeAt(i - 1) <= 57)) {
+        groups.push(positions.length);
+      }
       positions.push(i);
       digits += run[i];
     }
   }
   if (digits.length <= 19 && luhnValid(digits)) return [{ start: 0, end: run.length }];
+  const span = (from: number, to: number) => ({
+    start: positions[from] as number,
+    end: (positions[to - 1] as number) + 1,
+  });
   const found: Array<{ start: number; end: number }> = [];
+  // Whole groups first: the longest span of consecutive groups, from each group on.
+  groups.push(digits.length);
+  let g = 0;
+  groupScan: while (g < groups.length - 1) {
+    for (let h = groups.length - 1; h > g; h--) {
+      const from = groups[g] as number;
+      const to = groups[h] as number;
+      const len = to - from;
+      if (len >= 13 && len <= 19 && luhnValid(digits.slice(from, to))) {
+        found.push(span(from, to));
+        g = h;
+        continue groupScan;
+      }
+    }
+    g++;
+  }
+  if (found.length > 0) return found;
   let i = 0;
   scan: while (i + 13 <= digits.length) {
     for (const len of [16, 15, 14, 13, 19, 18, 17]) {
       if (i + len <= digits.length && luhnValid(digits.slice(i, i + len))) {
-        found.push({ start: positions[i] as number, end: (positions[i + len - 1] as number) + 1 });
+        found.push(span(i, i + len));
         i += len;
         continue scan;
       }
