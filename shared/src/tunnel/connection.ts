@@ -116,6 +116,11 @@ export class FrameConnection {
     this.sender.push(encodeWindow(stream, credit));
   }
 
+  /** Writes the queued frames now (one WebSocket message) rather than at the end of the turn. */
+  flush(): void {
+    this.sender.flush();
+  }
+
   /** Queues an already encoded frame (the broker's relay). */
   sendEncoded(encoded: Buffer): void {
     this.sender.push(encoded);

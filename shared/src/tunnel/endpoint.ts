@@ -149,6 +149,11 @@ export class TunnelEndpoint extends EventEmitter<TunnelEndpointEvents> implement
     this.connection.sendControl(stream, message);
   }
 
+  /** Writes what is queued now instead of at the end of this turn of the event loop. */
+  flush(): void {
+    this.connection.flush();
+  }
+
   release(stream: number): void {
     this.streams.delete(stream);
     const pending = this.pendingOpens.get(stream);
