@@ -17,6 +17,9 @@ import {
 } from '@hoop/shared';
 import { answerPostgresEncryption } from './pg-preamble.js';
 
+/** How long a refused client may take to send its startup before it is disconnected. */
+const REFUSAL_TIMEOUT_MS = 5_000;
+
 export const ListenerState = { idle: 'idle', listening: 'listening', closed: 'closed' } as const;
 export type ListenerState = (typeof ListenerState)[keyof typeof ListenerState];
 
@@ -135,12 +138,19 @@ export class ConnectListener {
         this.options.onRefused?.(error);
         // The socket stays paused until the refusal reads the client's startup (after the
         // encryption negotiation, which the preamble already answered).
-        void preamble
-          .then((held) => {
-            if (held.length > 0 && !socket.destroyed) socket.unshift(held);
-            return import('@hoop/agent');
+        // A client that never gets to its startup is let go after the refusal's own timeout.
+        let timer: NodeJS.Timeout | undefined;
+        const silent = new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), REFUSAL_TIMEOUT_MS);
+        });
+        void Promise.race([preamble, silent])
+          .then(async (held) => {
+            clearTimeout(timer);
+            if (held === undefined || socket.destroyed) return;
+            if (held.length > 0) socket.unshift(held);
+            const { refuseClient } = await import('@hoop/agent');
+            await refuseClient(this.options.type, socket, error);
           })
-          .then(({ refuseClient }) => refuseClient(this.options.type, socket, error))
           .finally(() => socket.destroy());
       });
   }
