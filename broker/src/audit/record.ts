@@ -4,8 +4,9 @@
  * agents' session events (`store/audit.ts`), through the same serialized append.
  */
 import type { Logger } from '@hoop/shared';
-import { appendChained } from '../store/audit.js';
+import { appendChained, type ChainInput } from '../store/audit.js';
 import { nowOf, type StoreContext } from '../store/context.js';
+import { GroupCommit } from '../store/group-commit.js';
 
 export type BrokerAuditType =
   | 'login'
@@ -33,19 +34,21 @@ export interface BrokerAuditEvent {
 export type AuditRecorder = (event: BrokerAuditEvent) => Promise<void>;
 
 export function createAuditRecorder(ctx: StoreContext, logger: Logger): AuditRecorder {
+  // Events recorded while an append runs go together in the next one (see GroupCommit).
+  const appends = new GroupCommit<ChainInput>((rows) =>
+    appendChained(ctx, rows).then(() => undefined),
+  );
   return async (event) => {
     const at = nowOf(ctx);
     try {
-      await appendChained(ctx, [
-        {
-          sessionId: event.session ?? null,
-          agentId: null,
-          seq: null,
-          type: event.type,
-          at,
-          data: { ...event, at: at.getTime() },
-        },
-      ]);
+      await appends.add({
+        sessionId: event.session ?? null,
+        agentId: null,
+        seq: null,
+        type: event.type,
+        at,
+        data: { ...event, at: at.getTime() },
+      });
     } catch (err) {
       logger.error('could not record an audit event', { type: event.type, error: err });
       throw err;

@@ -16,12 +16,14 @@ import {
   getGrant,
   grantConnection,
   grantState,
-  insertGrant,
+  insertGrants,
   type ListGrantsOptions,
   listGrants,
+  type NewGrant,
   revokeGrant,
   toGrantInfo,
 } from '../store/grants.js';
+import { GroupCommit } from '../store/group-commit.js';
 import {
   defaultGrantLimits,
   GRANT_ALGORITHM,
@@ -88,8 +90,11 @@ export class GrantService {
   readonly limits: GrantLimits;
   readonly issuer: string;
   readonly audience: string;
+  /** Grant rows stored while another insert runs go together in the next one. */
+  private readonly rows: GroupCommit<NewGrant>;
 
   constructor(private readonly options: GrantServiceOptions) {
+    this.rows = new GroupCommit((rows) => insertGrants(options.ctx, rows));
     this.limits = { ...defaultGrantLimits, ...options.limits };
     this.issuer = options.issuer ?? GRANT_ISSUER;
     this.audience = options.audience ?? GRANT_AUDIENCE;
@@ -159,7 +164,7 @@ export class GrantService {
       key,
     );
     const record = async (): Promise<void> => {
-      await insertGrant(this.ctx, {
+      await this.rows.add({
         id,
         userId: request.subject.userId,
         subjectName: request.subject.name,

@@ -101,19 +101,23 @@ export async function grantConnection(
   });
 }
 
-export async function insertGrant(ctx: StoreContext, grant: NewGrant): Promise<void> {
+/** Stores grants with one statement (the grant service groups them, see GroupCommit). */
+export async function insertGrants(ctx: StoreContext, rows: readonly NewGrant[]): Promise<void> {
+  if (rows.length === 0) return;
   await guard('store grant', async () => {
-    await ctx.db.insert(grants).values({
-      id: grant.id,
-      userId: grant.userId,
-      subjectName: grant.subjectName,
-      connectionName: grant.connectionName,
-      actions: [...grant.actions],
-      reason: grant.reason ?? null,
-      via: grant.via,
-      issuedAt: grant.issuedAt,
-      expiresAt: grant.expiresAt,
-    });
+    await ctx.db.insert(grants).values(
+      rows.map((grant) => ({
+        id: grant.id,
+        userId: grant.userId,
+        subjectName: grant.subjectName,
+        connectionName: grant.connectionName,
+        actions: [...grant.actions],
+        reason: grant.reason ?? null,
+        via: grant.via,
+        issuedAt: grant.issuedAt,
+        expiresAt: grant.expiresAt,
+      })),
+    );
   });
 }
 

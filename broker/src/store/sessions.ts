@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { HoopError } from '@hoop/shared';
-import { and, desc, eq } from 'drizzle-orm';
+import { and, desc, eq, sql } from 'drizzle-orm';
 import { connectionNotFound } from './connections.js';
 import { guard, mapViolation, nowOf, type StoreContext } from './context.js';
 import { SqlState } from './db-errors.js';
@@ -98,6 +98,47 @@ export async function endSession(
       .returning();
     if (ended !== undefined) return toSessionInfo(ended);
     return getSession(ctx, id);
+  });
+}
+
+/**
+ * Ends several sessions with one statement (the hub groups session ends, see GroupCommit).
+ * Like endSession, only sessions still open change.
+ */
+export async function endSessions(
+  ctx: StoreContext,
+  ends: readonly (EndSessionInput & { readonly id: string })[],
+): Promise<void> {
+  if (ends.length === 0) return;
+  const endedAt = nowOf(ctx).toISOString();
+  const rows = ends.map((end) => {
+    if (end.status !== 'closed' && end.status !== 'failed') {
+      throw new HoopError(
+        'INVALID_REQUEST',
+        `Invalid session status "${String(end.status).slice(0, 40)}": expected closed or failed.`,
+      );
+    }
+    return {
+      id: end.id,
+      status: end.status,
+      error_code:
+        end.errorCode === undefined || end.errorCode === null
+          ? null
+          : validateText('error code', end.errorCode),
+      ended_at: endedAt,
+      bytes_up: validateByteCount('bytesUp', end.bytesUp),
+      bytes_down: validateByteCount('bytesDown', end.bytesDown),
+    };
+  });
+  await guard('end sessions', async () => {
+    await ctx.db.execute(sql`
+      update sessions as s
+      set status = v.status, error_code = v.error_code, ended_at = v.ended_at,
+          bytes_up = v.bytes_up, bytes_down = v.bytes_down
+      from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+        as v(id text, status text, error_code text, ended_at timestamptz, bytes_up bigint,
+             bytes_down bigint)
+      where s.id = v.id and s.status = 'open'`);
   });
 }
 

@@ -469,6 +469,33 @@ export function runStoreSuite(backendName: string, backend: StoreSuiteBackend): 
         'INVALID_REQUEST',
         /status/,
       );
+      // Several ends in one write: only sessions still open change; bad input is refused.
+      const s3 = await store.createSession({ connectionId: orders.id, connectionName: 'orders' });
+      const s4 = await store.createSession({ connectionId: orders.id, connectionName: 'orders' });
+      clock.advance(20);
+      await store.endSessions([
+        { id: s3.id, status: 'closed', bytesUp: 5, bytesDown: big },
+        { id: s4.id, status: 'failed', errorCode: 'AGENT_OFFLINE', bytesUp: 0, bytesDown: 1 },
+        { id: opened.id, status: 'failed', bytesUp: 9, bytesDown: 9 },
+        { id: 'missing', status: 'closed', bytesUp: 0, bytesDown: 0 },
+      ]);
+      const [e3, e4] = [await store.getSession(s3.id), await store.getSession(s4.id)];
+      assert.equal(e3.status, 'closed');
+      assert.equal(e3.bytesDown, big);
+      assert.equal(e3.endedAt, new Date(clock.now()).toISOString());
+      assert.equal(e4.status, 'failed');
+      assert.equal(e4.errorCode, 'AGENT_OFFLINE');
+      assert.deepEqual(
+        await store.getSession(opened.id),
+        closed,
+        'an ended session stays as it was',
+      );
+      await rejectsWith(
+        store.endSessions([{ id: left1.id, status: 'closed', bytesUp: -1, bytesDown: 0 }]),
+        'INVALID_REQUEST',
+        /bytesUp/,
+      );
+      assert.equal((await store.getSession(left1.id)).status, 'open');
       await rejectsWith(store.getSession('missing'), 'NOT_FOUND');
       await rejectsWith(
         store.endSession('missing', { status: 'closed', bytesUp: 0, bytesDown: 0 }),

@@ -249,6 +249,11 @@ export class Store {
     return sessions.endSession(this.ctx, id, end);
   }
 
+  /** Ends several sessions with one statement; only sessions still open change. */
+  endSessions(ends: readonly (EndSessionInput & { readonly id: string })[]): Promise<void> {
+    return sessions.endSessions(this.ctx, ends);
+  }
+
   /** Sessions, newest first. */
   listSessions(options: ListSessionsOptions = {}): Promise<SessionInfo[]> {
     return sessions.listSessions(this.ctx, options);

@@ -30,6 +30,7 @@ import {
   type WebSocketLike,
 } from '@hoop/shared';
 import { type Authorizer, adminOnlyAuthorizer, type Caller } from '../identity/caller.js';
+import { GroupCommit } from '../store/group-commit.js';
 import { ResolveCache } from './resolve-cache.js';
 import { Route, RouteState } from './route.js';
 
@@ -57,6 +58,16 @@ export interface HubStore {
   endSession(
     id: string,
     result: { status: 'closed' | 'failed'; errorCode?: string; bytesUp: number; bytesDown: number },
+  ): Promise<unknown>;
+  /** Ends several sessions in one write, when the store can (session ends are grouped). */
+  endSessions?(
+    ends: readonly {
+      id: string;
+      status: 'closed' | 'failed';
+      errorCode?: string;
+      bytesUp: number;
+      bytesDown: number;
+    }[],
   ): Promise<unknown>;
   touchAgent(id: string): Promise<unknown>;
   /** Moves whenever a connection changes through this store (see ResolveCache). */
@@ -185,6 +196,10 @@ export class Hub {
   private readonly auditQueues = new WeakMap<AgentLink, AuditQueue>();
   /** Per live route: the timer that ends it when its grant expires. */
   private readonly expiryTimers = new Map<Route, TimerHandle>();
+  /** Session ends written together while another write runs (when the store can). */
+  private readonly sessionEnds:
+    | GroupCommit<Parameters<NonNullable<HubStore['endSessions']>>[0][number]>
+    | undefined;
   /** Session rows being inserted (their audit events wait for them), by session id. */
   private readonly rowsStoring = new Map<string, Promise<boolean>>();
   /** Resolved connections, so an open does not wait for the store each time. */
@@ -192,6 +207,11 @@ export class Hub {
 
   constructor(private readonly options: HubOptions) {
     const { store } = options;
+    const endSessions = store.endSessions?.bind(store);
+    this.sessionEnds =
+      endSessions === undefined
+        ? undefined
+        : new GroupCommit((ends) => endSessions(ends).then(() => undefined));
     this.resolved = new ResolveCache({
       load: (name) => store.resolveConnectionTarget(name),
       // A store that cannot say when connections change is asked every time.
@@ -944,13 +964,10 @@ export class Hub {
     bytesUp: number,
     bytesDown: number,
   ): Promise<void> {
+    const end = { status, ...(errorCode === undefined ? {} : { errorCode }), bytesUp, bytesDown };
     try {
-      await this.options.store.endSession(id, {
-        status,
-        ...(errorCode === undefined ? {} : { errorCode }),
-        bytesUp,
-        bytesDown,
-      });
+      if (this.sessionEnds !== undefined) await this.sessionEnds.add({ id, ...end });
+      else await this.options.store.endSession(id, end);
     } catch (err) {
       this.options.logger.warn('could not record session end', { session: id, error: err });
     }
