@@ -85,10 +85,6 @@ export class AnalysisCache {
     }
     return facts;
   }
-
-  clear(): void {
-    this.entries.clear();
-  }
 }
 
 /** The masked-column part of a cache key. */
