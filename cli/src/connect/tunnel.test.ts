@@ -35,6 +35,14 @@ class AuditingEchoEngine extends EchoEngine {
   }
 }
 
+/** Speaks first, as an SSH server does: a banner as soon as the session opens, then echo. */
+class BannerEngine extends EchoEngine {
+  override serve(session: EngineSession): Promise<void> {
+    session.client.write('banner\n');
+    return super.serve(session);
+  }
+}
+
 function digest(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
@@ -198,6 +206,31 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
       assert.equal(events[0]?.text, 'select 1');
       stream.destroy();
     } finally {
+      client.close();
+    }
+  });
+  it('holds what the agent sends first until the session row is stored, then delivers it in order', async () => {
+    await t.startAgent('banner-agent', { engines: echoEngines(new BannerEngine()) });
+    await addEchoConnection(broker, 'banner', 'banner-agent');
+    const store = broker.store;
+    const createSession = store.createSession.bind(store);
+    // A slow store: the agent opens the session (and speaks) long before the row is stored.
+    store.createSession = async (input) => {
+      await new Promise((r) => setTimeout(r, 300));
+      return createSession(input);
+    };
+    const client = t.tunnel();
+    try {
+      const started = Date.now();
+      const { stream, session } = await client.open({ t: 'open', connection: 'banner' });
+      assert.ok(Date.now() - started >= 290, 'open-ok waits for the session row');
+      assert.equal((await store.getSession(session)).status, 'open');
+      const reading = collect(stream, 'banner\nping'.length);
+      stream.write('ping');
+      assert.equal((await reading).toString(), 'banner\nping');
+      stream.destroy();
+    } finally {
+      store.createSession = createSession;
       client.close();
     }
   });
