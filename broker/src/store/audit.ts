@@ -250,10 +250,14 @@ export async function appendInTx(
   if (fresh.length === 0) return { stored: 0, duplicates, head: undefined };
   const receivedAt = nowOf(ctx);
   const received = receivedAt.toISOString();
-  const values = fresh.map((r) => {
+  const values: RecordsetRow[] = [];
+  for (const r of fresh) {
+    // Hashing a large group takes tens of ms; the broker's relay shares this event loop, so
+    // let it run between slices instead of stalling every session for the whole group.
+    if (values.length > 0 && values.length % HASH_SLICE_ROWS === 0) await yieldToEventLoop();
     const data = jsonValue(r.data);
     const hash = rowHash(prev, { ...r, data, receivedAt });
-    const row: RecordsetRow = {
+    values.push({
       session_id: r.sessionId,
       agent_id: r.agentId,
       seq: r.seq,
@@ -263,10 +267,9 @@ export async function appendInTx(
       data,
       prev_hash: prev,
       hash,
-    };
+    });
     prev = hash;
-    return row;
-  });
+  }
   for (let i = 0; i < values.length; i += APPEND_CHUNK_ROWS) {
     const chunk = values.slice(i, i + APPEND_CHUNK_ROWS);
     let inserted: InsertSummary;
@@ -287,6 +290,13 @@ export async function appendInTx(
 
 /** Rows per INSERT: one jsonb parameter each, so a chunk is one statement the store parses once. */
 const APPEND_CHUNK_ROWS = 500;
+
+/** Rows hashed between two turns of the event loop (~1 ms of work). */
+const HASH_SLICE_ROWS = 100;
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 
 /** One audit row as `jsonb_to_recordset` reads it (snake_case, timestamps as ISO-8601). */
 interface RecordsetRow {
