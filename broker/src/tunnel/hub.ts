@@ -476,9 +476,7 @@ export class Hub {
     if (!this.clients.has(link)) return;
     // Every session runs on a grant: the client's own, or one minted now for its user token.
     let grant: { id: string; grant: string; expiresAt: number } | undefined;
-    let mint:
-      | Promise<Awaited<ReturnType<NonNullable<HubOptions['grants']>['mintSession']>>>
-      | undefined;
+    let recordGrant: (() => Promise<void>) | undefined;
     if (heldGrant !== undefined) {
       if (link.grantToken === undefined) {
         // Never widen a grant into a session grant: without the JWT there is nothing to pass on.
@@ -495,19 +493,15 @@ export class Hub {
       );
       return;
     } else if (this.options.grants !== undefined) {
-      mint = this.options.grants.mintSession(
-        { userId: link.userId, name: link.userName },
-        {
-          name: resolved.info.name,
-          tags: resolved.tags,
-          maxGrantTtlSeconds: resolved.maxGrantTtlSeconds,
-        },
-      );
-    }
-    let recordGrant: (() => Promise<void>) | undefined;
-    if (mint !== undefined) {
       try {
-        const minted = await mint;
+        const minted = await this.options.grants.mintSession(
+          { userId: link.userId, name: link.userName },
+          {
+            name: resolved.info.name,
+            tags: resolved.tags,
+            maxGrantTtlSeconds: resolved.maxGrantTtlSeconds,
+          },
+        );
         grant = minted;
         recordGrant = minted.record;
       } catch (err) {
@@ -570,14 +564,7 @@ export class Hub {
     try {
       await storing;
     } catch (err) {
-      const error = toHoopError(err);
-      if (route.state !== RouteState.closed) {
-        route.client.tunnel.sendControl(route.client.stream, {
-          t: route.state === RouteState.opening ? 'open-error' : 'close',
-          error: errorBodyOf(error),
-        });
-        this.endRoute(route, error, 'client');
-      }
+      this.abortRoute(route, toHoopError(err));
       return;
     }
     route.stored = true;
@@ -612,13 +599,7 @@ export class Hub {
         'the broker could not record the grant of this session, so it was closed',
         { hint: 'The broker log has details; try again once its store is healthy.' },
       );
-      if (route.state !== RouteState.closed) {
-        route.client.tunnel.sendControl(route.client.stream, {
-          t: route.state === RouteState.opening ? 'open-error' : 'close',
-          error: errorBodyOf(error),
-        });
-        this.endRoute(route, error, 'client');
-      }
+      this.abortRoute(route, error);
     });
   }
 
@@ -932,6 +913,19 @@ export class Hub {
   private forward(frame: Frame, to: FrameConnection, stream: number): void {
     rewriteStream(frame.raw, stream);
     to.sendEncoded(frame.raw);
+  }
+
+  /**
+   * Ends a route for a reason of the broker's own (its store failed): the client hears
+   * open-error or close, the agent close, both with the error.
+   */
+  private abortRoute(route: Route, error: HoopError): void {
+    if (route.state === RouteState.closed) return;
+    route.client.tunnel.sendControl(route.client.stream, {
+      t: route.state === RouteState.opening ? 'open-error' : 'close',
+      error: errorBodyOf(error),
+    });
+    this.endRoute(route, error, 'client');
   }
 
   /** Ends a route because one side went away: tell the other side, then finish it. */
