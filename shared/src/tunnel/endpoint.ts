@@ -220,7 +220,7 @@ export class TunnelEndpoint extends EventEmitter<TunnelEndpointEvents> implement
         const pending = this.pendingOpens.get(frame.stream);
         if (pending === undefined || stream === undefined) return;
         this.pendingOpens.delete(frame.stream);
-        stream.transition(StreamState.open);
+        stream.accepted();
         pending.resolve(control.session);
         return;
       }

@@ -87,4 +87,45 @@ describe('TunnelStream flow control', () => {
     await new Promise((r) => setImmediate(r));
     assert.equal((errors[0] as { code?: string } | undefined)?.code, 'WINDOW_EXCEEDED');
   });
+
+  it('holds a close error that arrives with open-ok until the opener can listen for it', async () => {
+    const link: StreamLink = {
+      sendData: () => {},
+      sendWindow: () => {},
+      sendControl: () => {},
+      release: () => {},
+    };
+    const stream = new TunnelStream(link, 3, { sendWindow: 1024, receiveWindow: 1024 }, 'opening');
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown) => uncaught.push(err);
+    process.prependListener('uncaughtException', onUncaught);
+    try {
+      // What the endpoint does when open-ok and a close with an error come in one read.
+      const handedOver = (async () => {
+        // Both come from one socket read: a macrotask, after which Node runs the tick queue
+        // (where a destroyed stream emits 'error') before the promise continuations.
+        await new Promise<void>((resolve) =>
+          setImmediate(() => {
+            stream.accepted();
+            resolve();
+            stream.receiveClose({
+              t: 'close',
+              error: { code: 'INTERNAL', message: 'the broker could not record the grant' },
+            });
+          }),
+        );
+        // An opener a few promise hops away, as behind TunnelClient.open().
+        await Promise.resolve();
+        await Promise.resolve();
+        return stream;
+      })();
+      const opened = await handedOver;
+      const [err] = (await once(opened, 'error')) as [{ code?: string }];
+      assert.equal(err.code, 'INTERNAL');
+      assert.deepEqual(uncaught, []);
+      assert.equal(opened.state, 'closed');
+    } finally {
+      process.removeListener('uncaughtException', onUncaught);
+    }
+  });
 });

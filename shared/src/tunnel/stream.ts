@@ -50,6 +50,9 @@ export class TunnelStream extends Duplex {
   private readBlocked = false;
   private waiting: { chunk: Buffer; callback: (err?: Error | null) => void } | undefined;
   private peerClosed = false;
+  /** Set while the stream is being handed to the caller of `open()` (see `accepted`). */
+  private handingOver = false;
+  private heldError: HoopError | undefined;
   bytesIn = 0;
   bytesOut = 0;
 
@@ -82,6 +85,24 @@ export class TunnelStream extends Duplex {
   }
 
   // ---- called by the tunnel endpoint ----
+
+  /**
+   * The peer accepted the stream (open-ok): it is open, and about to be handed to the caller of
+   * `open()` through a promise. A close with an error that came in the same read (the broker can
+   * refuse a session right after accepting it) would otherwise destroy the stream on the next
+   * tick, before the caller's continuation could listen for 'error': an uncaught exception. Such
+   * an error is held until the next turn of the event loop.
+   */
+  accepted(): void {
+    this.transition(StreamState.open);
+    this.handingOver = true;
+    setImmediate(() => {
+      this.handingOver = false;
+      const err = this.heldError;
+      this.heldError = undefined;
+      if (err !== undefined) this.destroy(err);
+    });
+  }
 
   /** DATA arrived from the peer. */
   receiveData(body: Buffer): void {
@@ -120,7 +141,8 @@ export class TunnelStream extends Duplex {
     if (this.peerClosed) return;
     this.peerClosed = true;
     if (message.error !== undefined) {
-      this.destroy(hoopErrorOf(message.error));
+      if (this.handingOver) this.heldError = hoopErrorOf(message.error);
+      else this.destroy(hoopErrorOf(message.error));
       return;
     }
     this.push(null);
