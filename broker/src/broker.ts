@@ -11,7 +11,14 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { type Clock, HoopError, type Logger, systemClock, toHoopError } from '@hoop/shared';
+import {
+  type Clock,
+  HoopError,
+  type Logger,
+  MemorySocket,
+  systemClock,
+  toHoopError,
+} from '@hoop/shared';
 import { WebSocketServer } from 'ws';
 import { accessRoutes } from './api/access.js';
 import { agentRoutes } from './api/agents.js';
@@ -274,11 +281,18 @@ export async function startBroker(
                 key: await readFile(config.pgTls.keyFile),
               },
             }),
-        brokerUrl: url,
-        authenticate: (token) =>
-          looksLikeJwt(token)
-            ? grants.authenticate(token)
-            : identity.resolve(token).catch(() => undefined),
+        attach: async (token) => {
+          // A bad grant says why (expired, revoked…); any other bad token is just invalid.
+          const caller = looksLikeJwt(token)
+            ? await grants.authenticate(token)
+            : await identity.resolve(token).catch(() => undefined);
+          if (caller === undefined) return undefined;
+          const [socket, hubEnd] = MemorySocket.pair();
+          hub.acceptClient(hubEnd, caller, token);
+          return { name: caller.name, socket };
+        },
+        limits: config.limits,
+        clock,
         logger,
       });
     } catch (err) {

@@ -81,6 +81,7 @@ export {
   isFrameKind,
   MAX_REVIEW_STATEMENT_BYTES,
   MAX_STREAM_ID,
+  MemorySocket,
   messageBuffer,
   type OpenConnectionMessage,
   type OpenErrorMessage,

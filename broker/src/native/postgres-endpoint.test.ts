@@ -46,6 +46,29 @@ describe('native Postgres endpoint', () => {
     }
   });
 
+  it('joins the hub in process, one tunnel per session, gone when the session ends', async () => {
+    const hub = t.broker.hub;
+    const before = hub.stats;
+    const clients = [client(token), client(token)];
+    await Promise.all(clients.map((c) => c.connect()));
+    try {
+      const during = hub.stats;
+      assert.equal(during.clients, before.clients + 2);
+      assert.equal(during.routes, before.routes + 2);
+      const answers = await Promise.all(clients.map((c, i) => c.query('select $1::int as i', [i])));
+      assert.deepEqual(
+        answers.map((a) => a.rows[0]?.i),
+        [0, 1],
+      );
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
+    for (let i = 0; i < 100 && hub.stats.clients !== before.clients; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.deepEqual(hub.stats, before);
+  });
+
   it('refuses a wrong token with 28P01 and an unknown connection with 3D000', async () => {
     await assert.rejects(
       client('hoop_pat_nope').connect(),

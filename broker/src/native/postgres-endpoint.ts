@@ -6,8 +6,9 @@
  *
  * The broker plays the server only for the startup: it answers SSLRequest ('N'), asks for a
  * cleartext password, and checks that it is a valid hoop token (never logged). Then it opens a
- * tunnel stream to the connection's agent, exactly as `hoop connect` does, sends the client's
- * startup on (minus the password), and relays. It peeks at the session's first messages only to
+ * tunnel stream to the connection's agent, exactly as `hoop connect` does but over an in-process
+ * socket to the broker's own hub (`attach`), sends the client's startup on (minus the password),
+ * and relays. It peeks at the session's first messages only to
  * learn the cancel key, so a CancelRequest arriving on its own connection reaches the session.
  */
 import { createServer, type Server, type Socket } from 'node:net';
@@ -21,14 +22,31 @@ import {
   StreamSource,
   startupMessage,
 } from '@hoop/agent';
-import { type ErrorCode, HoopError, type Logger, TunnelClient, toHoopError } from '@hoop/shared';
+import {
+  type Clock,
+  type ErrorCode,
+  HoopError,
+  type Logger,
+  type OpenConnectionMessage,
+  systemClock,
+  TunnelEndpoint,
+  type TunnelLimits,
+  type TunnelStream,
+  toHoopError,
+  type WebSocketLike,
+} from '@hoop/shared';
 
 export interface PostgresEndpointOptions {
   readonly host: string;
   readonly port: number;
-  /** The broker's own base URL: sessions go through its tunnel endpoint like any client's. */
-  readonly brokerUrl: string;
-  readonly authenticate: (token: string) => Promise<{ name: string } | undefined>;
+  /**
+   * Checks a hoop token and, when it is valid, joins a tunnel for its holder to the broker's hub
+   * (the other end of `socket`): sessions then go through the hub like any client's.
+   */
+  readonly attach: (token: string) => Promise<{ name: string; socket: WebSocketLike } | undefined>;
+  /** The broker's tunnel limits (the hub enforces them on this tunnel too). */
+  readonly limits: TunnelLimits;
+  readonly clock?: Clock;
   readonly logger: Logger;
   readonly handshakeTimeoutMs?: number;
   /** PEM certificate and key: clients that ask for TLS get it; `require` refuses plaintext. */
@@ -81,6 +99,35 @@ export async function startPostgresEndpoint(
     options.tls === undefined
       ? undefined
       : createSecureContext({ cert: options.tls.cert, key: options.tls.key });
+
+  /** Opens a session for the holder of `token`, on a tunnel of its own that ends with it. */
+  const openSession = async (
+    token: string,
+    message: OpenConnectionMessage,
+  ): Promise<{ user: string; stream: TunnelStream; session: string }> => {
+    const attached =
+      token.length > 0 && token.length <= 8192 ? await options.attach(token) : undefined;
+    if (attached === undefined) {
+      throw new HoopError('AUTH_INVALID_TOKEN', 'the password is not a valid hoop token', {
+        hint: 'Use a hoop token as the password (HOOP_TOKEN or an API key); the user name is the connection.',
+      });
+    }
+    const tunnel = new TunnelEndpoint(attached.socket, {
+      role: 'cli',
+      limits: options.limits,
+      clock: options.clock ?? systemClock,
+      logger: log,
+      name: 'native',
+    });
+    try {
+      const { stream, session } = await tunnel.open(message);
+      stream.on('close', () => tunnel.close());
+      return { user: attached.name, stream, session };
+    } catch (err) {
+      tunnel.close();
+      throw err;
+    }
+  };
 
   const fatal = (socket: Socket, error: HoopError): void => {
     socket.end(
@@ -147,30 +194,14 @@ export async function startPostgresEndpoint(
       throw new HoopError('AUTH_REQUIRED', 'expected a password message');
     }
     const token = password.body.subarray(0, Math.max(0, password.body.indexOf(0))).toString('utf8');
-    const user =
-      token.length > 0 && token.length <= 8192 ? await options.authenticate(token) : undefined;
-    if (user === undefined) {
-      throw new HoopError('AUTH_INVALID_TOKEN', 'the password is not a valid hoop token', {
-        hint: 'Use a hoop token as the password (HOOP_TOKEN or an API key); the user name is the connection.',
-      });
-    }
     const rest = source.detach();
-    const client = new TunnelClient({ brokerUrl: options.brokerUrl, token, logger: log });
-    let opened: Awaited<ReturnType<TunnelClient['open']>>;
-    try {
-      opened = await client.open({
-        t: 'open',
-        connection,
-        client: `native ${socket.remoteAddress}:${socket.remotePort}`,
-      });
-    } catch (err) {
-      client.close();
-      throw err;
-    }
-    const { stream } = opened;
+    const { user, stream, session } = await openSession(token, {
+      t: 'open',
+      connection,
+      client: `native ${socket.remoteAddress}:${socket.remotePort}`,
+    });
     stream.on('error', () => {});
-    stream.on('close', () => client.close());
-    log.info('native session', { connection, user: user.name, session: opened.session });
+    log.info('native session', { connection, user, session });
     const forwarded = [...packet.parameters].filter(([name]) => name !== 'password');
     stream.write(startupMessage(forwarded));
     if (rest.length > 0) stream.write(rest);
@@ -209,13 +240,8 @@ export async function startPostgresEndpoint(
   };
 
   const forwardCancel = async (route: CancelRoute, bytes: Buffer): Promise<void> => {
-    const client = new TunnelClient({
-      brokerUrl: options.brokerUrl,
-      token: route.token,
-      logger: log,
-    });
     try {
-      const { stream } = await client.open({
+      const { stream } = await openSession(route.token, {
         t: 'open',
         connection: route.connection,
         client: 'native cancel',
@@ -223,10 +249,9 @@ export async function startPostgresEndpoint(
       stream.on('error', () => {});
       await new Promise<void>((resolve) => stream.end(bytes, () => resolve()));
       await new Promise((r) => setTimeout(r, 200));
+      stream.destroy();
     } catch (err) {
       log.warn('could not forward a cancel request', { code: toHoopError(err).code });
-    } finally {
-      client.close();
     }
   };
 

@@ -21,6 +21,7 @@ export {
 } from './frame.js';
 export { Heartbeat } from './heartbeat.js';
 export { defaultTunnelLimits, resolveLimits, type TunnelLimits } from './limits.js';
+export { MemorySocket } from './memory-socket.js';
 export {
   type AuditAckMessage,
   type AuditBatchMessage,
