@@ -8,7 +8,7 @@
 
 import { performance } from 'node:perf_hooks';
 import { BenchError, BenchErrorCode } from './errors.js';
-import type { Endpoint } from './pgbench.js';
+import { clientEnv, type Endpoint } from './pgbench.js';
 import { type Env, run } from './processes.js';
 import { type CopyCell, median, type PathName, ratio } from './report.js';
 
@@ -83,7 +83,7 @@ async function copyThrough(
       'copy',
       ...['-h', e.host, '-p', String(e.port), '-U', e.user, '-d', e.database, '-c', sql],
     ],
-    { env: o.env, timeoutMs: 10 * 60_000, signal: o.signal },
+    { env: clientEnv(o.env, e), timeoutMs: 10 * 60_000, signal: o.signal },
   );
   const bytes = Number(result.stdout.trim());
   if (result.code !== 0 || !Number.isFinite(bytes)) {

@@ -2,29 +2,38 @@
  * The hoop paths, built from the real CLI exactly as a user would run them:
  *
  *   pgbench ──► hoop connect (127.0.0.1:PORT) ══ws══► broker ◄══ws══ agent ──► target
+ *   pgbench ──► broker's native Postgres endpoint (127.0.0.1:PG_PORT) ◄══ws══ agent ──► target
  *
- * `startHoop`: broker (embedded store in a temp dir, port 0) → admin token from its file → agent
- * created and started. `addConnection`: a connection (with an optional policy document, set via
- * `hoop admin connections policy set`) and its own `hoop connect --port 0`. Every process is a
- * `Service`, so the caller's `Services.stopAll()` ends them whatever happens here.
+ * `startHoop`: broker (embedded store in a temp dir, port 0; native Postgres endpoint on a free
+ * loopback port) → admin token from its file → agent created and started. `addConnection`: a
+ * connection (with an optional policy document, set via `hoop admin connections policy set`)
+ * and its own `hoop connect --port 0`. `nativeEndpoint`: the same connection straight through
+ * the broker, as a CI job with only psql and a token reaches it. Every process is a `Service`,
+ * so the caller's `Services.stopAll()` ends them whatever happens here.
  */
 
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BenchError, BenchErrorCode } from './errors.js';
+import type { Endpoint } from './pgbench.js';
 import type { PgServer } from './postgres.js';
 import { type Env, jsonDocument, jsonLine, run, type Service, type Services } from './processes.js';
+import { freePort } from './tools.js';
 
 const READY_TIMEOUT_MS = 60_000;
 const COMMAND_TIMEOUT_MS = 30_000;
 const AGENT = 'bench';
+const LOOPBACK = '127.0.0.1';
 
 export interface Hoop {
   readonly broker: Service;
   readonly agent: Service;
   /** Environment of an admin CLI (broker URL and admin token). */
   readonly adminEnv: Env;
+  readonly adminToken: string;
+  /** Port of the broker's native Postgres endpoint on 127.0.0.1 (`--pg-listen`). */
+  readonly pgPort: number;
   readonly cli: string;
   readonly tmpDir: string;
   readonly signal: AbortSignal;
@@ -70,18 +79,17 @@ export async function startHoop(services: Services, options: HoopOptions): Promi
     HOOP_LOG_LEVEL: 'warn',
   };
 
+  // `broker start --json` reports the HTTP url but not the native endpoint's port, so the
+  // endpoint cannot take port 0: pick a free one. If another process takes it in between, the
+  // broker exits with "cannot listen for Postgres clients" and waitFor says so.
+  const pgPort = await freePort();
   const broker = services.start(
     'broker',
     process.execPath,
     [
-      cli,
-      'broker',
-      'start',
-      '--listen',
-      '127.0.0.1:0',
-      '--data-dir',
-      join(options.tmpDir, 'broker'),
-      '--json',
+      ...[cli, 'broker', 'start', '--listen', `${LOOPBACK}:0`],
+      ...['--pg-listen', `${LOOPBACK}:${pgPort}`],
+      ...['--data-dir', join(options.tmpDir, 'broker'), '--json'],
     ],
     baseEnv,
   );
@@ -114,7 +122,31 @@ export async function startHoop(services: Services, options: HoopOptions): Promi
     READY_TIMEOUT_MS,
     signal,
   );
-  return { broker, agent, adminEnv, cli, tmpDir: options.tmpDir, signal, services };
+  return {
+    broker,
+    agent,
+    adminEnv,
+    adminToken,
+    pgPort,
+    cli,
+    tmpDir: options.tmpDir,
+    signal,
+    services,
+  };
+}
+
+/**
+ * `connection` through the broker's native Postgres endpoint: user = the connection's name,
+ * password = the admin token (any hoop token would do), plaintext like every bench path.
+ */
+export function nativeEndpoint(hoop: Hoop, connection: string, database: string): Endpoint {
+  return {
+    host: LOOPBACK,
+    port: hoop.pgPort,
+    user: connection,
+    database,
+    password: hoop.adminToken,
+  };
 }
 
 /**

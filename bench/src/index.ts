@@ -1,7 +1,8 @@
 /**
- * `npm run bench`: the local PostgreSQL measured side by side through five paths — direct,
- * pgbouncer (session mode), ssh -L through our own sshd, hoop without policy (raw relay) and
- * hoop with guardrails + masking + recording — alternating paths within every round:
+ * `npm run bench`: the local PostgreSQL measured side by side through six paths — direct,
+ * pgbouncer (session mode), ssh -L through our own sshd, hoop without policy (raw relay) through
+ * `hoop connect` and straight through the broker's native Postgres endpoint, and hoop with
+ * guardrails + masking + recording — alternating paths within every round:
  * pgbench -S (simple/prepared, several client counts, p50/p99 from -l logs), connection setup
  * (-C), COPY out; then hoop alone: idle sessions at scale and a soak that fails on growth.
  * Prints markdown and ratio lines, writes bench/results/latest.json. Skips (exit 0) when
@@ -17,7 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCopyCase } from './copy.js';
 import { BenchError, BenchErrorCode } from './errors.js';
-import { addConnection, startHoop } from './hoop.js';
+import { addConnection, nativeEndpoint, startHoop } from './hoop.js';
 import { runConnectMatrix, runSelectMatrix } from './matrix.js';
 import { type BenchOptions, parseOptions, USAGE } from './options.js';
 import type { Endpoint } from './pgbench.js';
@@ -82,7 +83,8 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('exit', killOnExit);
 
-  // Every path without TLS: hoop connect speaks plain TCP on loopback, so must the others.
+  // Every path without TLS: hoop connect and the broker's native endpoint (no certificate) speak
+  // plain TCP on loopback, so must the others.
   const pgEnv: Env = { ...env, PGSSLMODE: 'disable' };
   const cleanups: (() => Promise<void>)[] = [];
   let databaseTouched = false;
@@ -205,6 +207,7 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
     if (comparing) {
       const raw = await addConnection(hoop, 'bench-raw', TARGET, DATABASE, NO_POLICY);
       endpoints.set('hoop', local(raw.port));
+      endpoints.set('hoop-native', nativeEndpoint(hoop, raw.name, DATABASE));
     }
     if (comparing || wants('soak')) {
       policed = await addConnection(hoop, 'bench-policy', TARGET, DATABASE, ALL_POLICIES);

@@ -58,8 +58,9 @@ export const USAGE = `usage: npm run bench -- [--quick] [--only pgbench,copy,sca
 
 Compares, in alternation, paths to the local PostgreSQL (127.0.0.1:5432, user postgres):
 direct, pgbouncer (session mode), ssh -L through a local sshd, hoop without policy (raw relay)
-and hoop with guardrails + masking + recording. Prints markdown tables and ratios against
-direct, and writes bench/results/latest.json.
+through hoop connect and through the broker's native Postgres endpoint, and hoop with
+guardrails + masking + recording. Prints markdown tables and ratios against direct, and writes
+bench/results/latest.json.
 
   --quick        smoke run: ${QUICK.durationS} s per pgbench run, -c ${QUICK.clients.join('/')} only, ${QUICK.copyMB} MB COPY,
                  ${QUICK.sessions} idle sessions, ${QUICK.soakS} s soak

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parsePgbenchOutput, pgbenchArgs } from './pgbench.js';
+import { clientEnv, type Endpoint, parsePgbenchOutput, pgbenchArgs } from './pgbench.js';
 
 /** Captured from `pgbench -S -c 8 -j 2 -T 2` (pgbench 15.20) on the dev machine. */
 const PGBENCH_15 = `pgbench (15.20 (Debian 15.20-0+deb12u1))
@@ -112,5 +112,30 @@ describe('pgbenchArgs', () => {
       '-l',
       '--log-prefix=/tmp/x/run',
     ]);
+  });
+});
+
+describe('clientEnv', () => {
+  const native = {
+    host: '127.0.0.1',
+    port: 15432,
+    user: 'bench-raw',
+    database: 'hoop_bench',
+    password: 'hoop_token',
+  };
+
+  it('passes a password as PGPASSWORD, never on argv', () => {
+    const env = { PATH: '/bin', PGSSLMODE: 'disable' };
+    assert.deepEqual(clientEnv(env, native), { ...env, PGPASSWORD: 'hoop_token' });
+    assert.deepEqual(env, { PATH: '/bin', PGSSLMODE: 'disable' });
+    const args = pgbenchArgs({ endpoint: native, clients: 1, threads: 1, durationS: 2 });
+    assert.ok(!args.some((a) => a.includes('hoop_token')));
+    assert.deepEqual(args.slice(-7), '-h 127.0.0.1 -p 15432 -U bench-raw hoop_bench'.split(' '));
+  });
+
+  it('leaves the environment alone for a trust path', () => {
+    const env = { PATH: '/bin' };
+    const direct: Endpoint = { host: 'h', port: 1, user: 'u', database: 'd' };
+    assert.equal(clientEnv(env, direct), env);
   });
 });

@@ -11,6 +11,13 @@ export interface Endpoint {
   readonly port: number;
   readonly user: string;
   readonly database: string;
+  /** Sent as PGPASSWORD, never on argv (hoop-native: a hoop token); the trust paths have none. */
+  readonly password?: string;
+}
+
+/** The client environment for `endpoint`: `env`, plus PGPASSWORD when it has a password. */
+export function clientEnv(env: Env, endpoint: { readonly password?: string }): Env {
+  return endpoint.password === undefined ? env : { ...env, PGPASSWORD: endpoint.password };
 }
 
 export interface PgbenchSummary {
@@ -96,7 +103,7 @@ export function pgbenchArgs(run: Omit<PgbenchRun, 'env' | 'signal'>): string[] {
 
 export async function runPgbench(options: PgbenchRun): Promise<PgbenchSummary> {
   const result = await run('pgbench', pgbenchArgs(options), {
-    env: options.env,
+    env: clientEnv(options.env, options.endpoint),
     // Connecting and reporting take a moment beyond -T; a hung run must still end.
     timeoutMs: (options.durationS + 60) * 1000,
     ...(options.signal === undefined ? {} : { signal: options.signal }),

@@ -1,6 +1,7 @@
 /** The target PostgreSQL: is it there, and a fresh pgbench database on it (via psql/pgbench). */
 
 import { BenchError, BenchErrorCode } from './errors.js';
+import { clientEnv } from './pgbench.js';
 import { type Env, run } from './processes.js';
 
 export interface PgServer {
@@ -81,14 +82,17 @@ export async function dropDatabase(server: PgServer, database: string, env: Env)
   );
 }
 
-/** True when `select 1` works through `server` (any path: direct, pgbouncer, ssh -L, hoop). */
+/**
+ * True when `select 1` works through `server` (any path: direct, pgbouncer, ssh -L, hoop,
+ * hoop-native), with its password as PGPASSWORD when it has one.
+ */
 export async function answers(
-  server: PgServer,
+  server: PgServer & { readonly password?: string },
   database: string,
   env: Env,
   signal: AbortSignal,
 ): Promise<boolean> {
-  const result = await psql(server, database, ['-c', 'select 1'], env, {
+  const result = await psql(server, database, ['-c', 'select 1'], clientEnv(env, server), {
     timeoutMs: PROBE_TIMEOUT_MS,
     signal,
   });

@@ -30,7 +30,12 @@ const cell = (path: PgbenchCell['path'], tps: number, r: number | null): Pgbench
 });
 
 const measured = {
-  pgbench: [cell('direct', 20000, 1), cell('hoop', 9000, 0.45), cell('hoop-policy', 8400, 0.42)],
+  pgbench: [
+    cell('direct', 20000, 1),
+    cell('hoop', 9000, 0.45),
+    cell('hoop-native', 11000, 0.55),
+    cell('hoop-policy', 8400, 0.42),
+  ],
   connect: [
     {
       path: 'direct' as const,
@@ -48,10 +53,19 @@ const measured = {
       overDirectMs: 3,
       ratio: 0.4,
     },
+    {
+      path: 'hoop-native' as const,
+      tps: [250],
+      medianTps: 250,
+      connectionMs: 3.5,
+      overDirectMs: 2,
+      ratio: 0.5,
+    },
   ],
   copy: [
     { path: 'direct' as const, seconds: [1], bytes: 100e6, mbPerS: 100, ratio: 1 },
     { path: 'hoop' as const, seconds: [1.25], bytes: 100e6, mbPerS: 80, ratio: 0.8 },
+    { path: 'hoop-native' as const, seconds: [1.1], bytes: 100e6, mbPerS: 90.9, ratio: 0.91 },
   ],
   scale: {
     sessions: 1000,
@@ -68,9 +82,12 @@ describe('collectRatios and checkTargets', () => {
   it('keys every ratio but direct', () => {
     assert.deepEqual(collectRatios(measured), {
       'pgbench.simple.c8.hoop': 0.45,
+      'pgbench.simple.c8.hoop-native': 0.55,
       'pgbench.simple.c8.hoop-policy': 0.42,
       'connect.hoop': 0.4,
+      'connect.hoop-native': 0.5,
       'copy.hoop': 0.8,
+      'copy.hoop-native': 0.91,
     });
   });
 
@@ -92,7 +109,7 @@ describe('renderReport', () => {
     machine: { cpus: 2, cpuModel: 'cpu', node: 'v20', platform: 'linux', totalMemMiB: 1024 },
     postgres: { version: '15', address: '127.0.0.1:5432' },
     settings: {},
-    paths: ['direct', 'hoop', 'hoop-policy'],
+    paths: ['direct', 'hoop', 'hoop-native', 'hoop-policy'],
     skipped: [{ what: 'ssh -L path', reason: 'no sshd' }],
     ...measured,
     soak: {
@@ -121,6 +138,22 @@ describe('renderReport', () => {
     );
     assert.match(text, /^\| hoop, no policy \| 200 \| 4\.50 ms \| \+3\.00 ms \| 0\.40× \|$/m);
     assert.match(text, /^\| hoop, no policy \| 80\.0 \| 1\.25 \| 0\.80× \|$/m);
+    assert.match(
+      text,
+      /^\| simple \| 8 \| hoop native endpoint, no policy \| 11,000 \| 11,000 · 11,000 \| 0\.250 ms \| 1\.500 ms \| 0\.55× \|$/m,
+    );
+    assert.match(
+      text,
+      /^\| hoop native endpoint, no policy \| 250 \| 3\.50 ms \| \+2\.00 ms \| 0\.50× \|$/m,
+    );
+    assert.match(text, /^\| hoop native endpoint, no policy \| 90\.9 \| 1\.10 \| 0\.91× \|$/m);
+    assert.match(text, /^pgbench\.simple\.c8\.hoop-native: 0\.55×$/m);
+    // Rows in path order: hoop connect, then the native endpoint, then all policies.
+    const rows = text.split('\n').filter((l) => l.startsWith('| simple | 8 |'));
+    assert.deepEqual(
+      rows.map((l) => l.split(' | ')[2]),
+      ['direct', 'hoop, no policy', 'hoop native endpoint, no policy', 'hoop, all policies'],
+    );
     assert.match(
       text,
       /^\| broker \| 100\.0 MiB \| 130\.0 MiB \| 30\.7 KiB \| 30 \| 1030 \| n\/a \/ n\/a \|$/m,

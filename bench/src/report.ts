@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import type { Growth } from './growth.js';
 import type { ProcSample } from './sampling.js';
 
-export const PATHS = ['direct', 'pgbouncer', 'ssh', 'hoop', 'hoop-policy'] as const;
+/** Every path, in report order; `hoop-native` is `hoop`'s connection without `hoop connect`. */
+export const PATHS = ['direct', 'pgbouncer', 'ssh', 'hoop', 'hoop-native', 'hoop-policy'] as const;
 export type PathName = (typeof PATHS)[number];
 
 export const PATH_LABELS: Record<PathName, string> = {
@@ -13,6 +14,7 @@ export const PATH_LABELS: Record<PathName, string> = {
   pgbouncer: 'pgbouncer (session)',
   ssh: 'ssh -L',
   hoop: 'hoop, no policy',
+  'hoop-native': 'hoop native endpoint, no policy',
   'hoop-policy': 'hoop, all policies',
 };
 
