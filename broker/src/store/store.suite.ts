@@ -92,6 +92,17 @@ export function runStoreSuite(backendName: string, backend: StoreSuiteBackend): 
       assert.equal(info?.lastUsedAt, new Date(clock.now()).toISOString());
       assert.equal(info?.id, auth?.tokenId);
       assert.ok(!JSON.stringify(info).includes(hashToken(token)), 'token info leaks the hash');
+      // The last use is recorded to the minute: a use within it writes nothing, a later one does.
+      const firstUse = info?.lastUsedAt;
+      clock.advance(30_000);
+      assert.ok(await store.authenticateUserToken(token));
+      assert.equal((await store.listUserTokens(alice.id))[0]?.lastUsedAt, firstUse);
+      clock.advance(30_000);
+      assert.ok(await store.authenticateUserToken(token));
+      assert.equal(
+        (await store.listUserTokens(alice.id))[0]?.lastUsedAt,
+        new Date(clock.now()).toISOString(),
+      );
 
       assert.equal(await store.authenticateUserToken(`${token}x`), undefined);
       assert.equal(await store.authenticateUserToken(''), undefined);

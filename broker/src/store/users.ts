@@ -484,9 +484,14 @@ const NAME_PATTERN_LOOSE = /^[a-z0-9][a-z0-9_-]{0,49}$/;
 
 // ── bearer tokens of any identity ─────────────────────────────────────────────
 
+/** How precisely a token's last use is recorded. */
+export const LAST_USED_RESOLUTION_MS = 60_000;
+
 /**
  * The identity a bearer token (user token or API key) belongs to, when the token is known, not
- * revoked, not expired, and its identity not disabled; records the use (last_used_at).
+ * revoked, not expired, and its identity not disabled; records the use (last_used_at, to the
+ * minute: a token used again within LAST_USED_RESOLUTION_MS of its recorded use costs no write,
+ * which matters to a CI job opening a native session per connection).
  */
 export async function authenticateBearer(
   ctx: StoreContext,
@@ -501,6 +506,7 @@ export async function authenticateBearer(
         tokenName: apiTokens.name,
         expiresAt: apiTokens.expiresAt,
         revokedAt: apiTokens.revokedAt,
+        lastUsedAt: apiTokens.lastUsedAt,
         userId: users.id,
         name: users.name,
         role: users.role,
@@ -515,7 +521,13 @@ export async function authenticateBearer(
     if (row === undefined || row.revokedAt !== null || row.disabled) return undefined;
     const now = nowOf(ctx);
     if (row.expiresAt !== null && row.expiresAt.getTime() <= now.getTime()) return undefined;
-    await ctx.db.update(apiTokens).set({ lastUsedAt: now }).where(eq(apiTokens.id, row.tokenId));
+    if (
+      row.lastUsedAt === null ||
+      now.getTime() - row.lastUsedAt.getTime() >= LAST_USED_RESOLUTION_MS ||
+      now.getTime() < row.lastUsedAt.getTime()
+    ) {
+      await ctx.db.update(apiTokens).set({ lastUsedAt: now }).where(eq(apiTokens.id, row.tokenId));
+    }
     return {
       userId: row.userId,
       name: row.name,
