@@ -19,7 +19,6 @@ import { BenchError, BenchErrorCode } from './errors.js';
 import type { Endpoint } from './pgbench.js';
 import type { PgServer } from './postgres.js';
 import { type Env, jsonDocument, jsonLine, run, type Service, type Services } from './processes.js';
-import { freePort } from './tools.js';
 
 const READY_TIMEOUT_MS = 60_000;
 const COMMAND_TIMEOUT_MS = 30_000;
@@ -59,6 +58,8 @@ export interface HoopOptions {
 interface BrokerReady {
   url: string;
   adminTokenFile: string | null;
+  /** The native Postgres endpoint's port (it listens on port 0, so the broker says which). */
+  pgPort: number | null;
 }
 
 interface StateEvent {
@@ -79,16 +80,12 @@ export async function startHoop(services: Services, options: HoopOptions): Promi
     HOOP_LOG_LEVEL: 'warn',
   };
 
-  // `broker start --json` reports the HTTP url but not the native endpoint's port, so the
-  // endpoint cannot take port 0: pick a free one. If another process takes it in between, the
-  // broker exits with "cannot listen for Postgres clients" and waitFor says so.
-  const pgPort = await freePort();
   const broker = services.start(
     'broker',
     process.execPath,
     [
       ...[cli, 'broker', 'start', '--listen', `${LOOPBACK}:0`],
-      ...['--pg-listen', `${LOOPBACK}:${pgPort}`],
+      ...['--pg-listen', `${LOOPBACK}:0`],
       ...['--data-dir', join(options.tmpDir, 'broker'), '--json'],
     ],
     baseEnv,
@@ -102,6 +99,13 @@ export async function startHoop(services: Services, options: HoopOptions): Promi
   if (ready.adminTokenFile === null) {
     throw new BenchError(BenchErrorCode.commandFailed, 'the broker wrote no admin token file');
   }
+  if (ready.pgPort === null || ready.pgPort === undefined) {
+    throw new BenchError(
+      BenchErrorCode.commandFailed,
+      'the broker reported no native Postgres endpoint port',
+    );
+  }
+  const pgPort = ready.pgPort;
   const adminToken = (await readFile(ready.adminTokenFile, 'utf8')).trim();
   const adminEnv: Env = { ...baseEnv, HOOP_BROKER_URL: ready.url, HOOP_TOKEN: adminToken };
 

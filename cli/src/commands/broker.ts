@@ -29,6 +29,8 @@ export function brokerCommand(program: Command, ctx: () => CommandContext): void
           url: broker.url,
           dataDir: broker.config.dataDir,
           adminTokenFile: broker.adminTokenFile ?? null,
+          // The native Postgres endpoint's port (so `--pg-listen 127.0.0.1:0` can be found).
+          pgPort: broker.pgPort ?? null,
         },
         () => {
           c.out.line(
