@@ -8,9 +8,11 @@ import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { createLogger, resolveLimits } from '@hoop/shared';
 import pg from 'pg';
 import type { Broker } from '../broker.js';
 import { addLocalPgConnection, startTestBroker, type TestBroker } from '../testing/index.js';
+import { startPostgresEndpoint } from './postgres-endpoint.js';
 
 /** The machine's PostgreSQL as `local-pg`, behind a connected agent `near-db`. */
 async function withLocalPg(t: TestBroker): Promise<void> {
@@ -187,6 +189,52 @@ describe('native Postgres endpoint with TLS', () => {
       assert.deepEqual((await plain.query('select 8 as n')).rows, [{ n: 8 }]);
     } finally {
       await plain.end();
+    }
+  });
+});
+
+describe('native Postgres endpoint handshake', () => {
+  it('lets go of a client that does not finish its startup in time, and serves the next', async () => {
+    const attached: string[] = [];
+    const endpoint = await startPostgresEndpoint({
+      host: '127.0.0.1',
+      port: 0,
+      attach: async (token) => {
+        attached.push(token);
+        return undefined;
+      },
+      limits: resolveLimits(),
+      logger: createLogger({ level: 'error', write: () => {} }),
+      handshakeTimeoutMs: 300,
+    });
+    try {
+      const silent = connect(endpoint.port, '127.0.0.1');
+      const received: Buffer[] = [];
+      silent.on('data', (c: Buffer) => received.push(c));
+      const started = Date.now();
+      await new Promise<void>((resolve, reject) => {
+        silent.on('close', () => resolve());
+        silent.on('error', reject);
+      });
+      const waited = Date.now() - started;
+      assert.ok(waited >= 250 && waited < 5_000, `closed after ${waited} ms`);
+      const reply = Buffer.concat(received);
+      assert.equal(String.fromCharCode(reply[0] ?? 0), 'E', 'a FATAL ErrorResponse, then close');
+      // A client that does finish its startup is still served (here: its token is refused).
+      await assert.rejects(
+        new pg.Client({
+          host: '127.0.0.1',
+          port: endpoint.port,
+          user: 'c',
+          password: 'hoop_pat_wrong',
+          database: 'x',
+          ssl: false,
+        }).connect(),
+        (e: { code?: string }) => e.code === '28P01',
+      );
+      assert.deepEqual(attached, ['hoop_pat_wrong']);
+    } finally {
+      await endpoint.close();
     }
   });
 });

@@ -8,8 +8,8 @@
  * cleartext password, and checks that it is a valid hoop token (never logged). Then it opens a
  * tunnel stream to the connection's agent, exactly as `hoop connect` does but over an in-process
  * socket to the broker's own hub (`attach`), sends the client's startup on (minus the password),
- * and relays. It peeks at the session's first messages only to
- * learn the cancel key, so a CancelRequest arriving on its own connection reaches the session.
+ * and relays. It peeks at the session's first messages only to learn the cancel key, so a
+ * CancelRequest arriving on its own connection reaches the session.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { pipeline } from 'node:stream';
@@ -141,8 +141,20 @@ export async function startPostgresEndpoint(
   };
 
   const serve = async (conn: { socket: Socket }): Promise<void> => {
+    // A timer cleared once served: AbortSignal.timeout would fire (and allocate) for every
+    // connection 30 s later, and keep that many timers alive under a storm of connections.
+    const handshake = new AbortController();
+    const deadline = setTimeout(() => handshake.abort(), options.handshakeTimeoutMs ?? 30_000);
+    try {
+      await handle(conn, handshake.signal);
+    } finally {
+      clearTimeout(deadline);
+    }
+  };
+
+  /** The startup handshake (until `signal` aborts), the session's open, then the relay. */
+  const handle = async (conn: { socket: Socket }, signal: AbortSignal): Promise<void> => {
     let socket = conn.socket;
-    const signal = AbortSignal.timeout(options.handshakeTimeoutMs ?? 30_000);
     const sourceOf = (s: Socket) =>
       new StreamSource(
         s,
