@@ -1,7 +1,8 @@
 /**
  * Large results through hoop: 1,000,000 rows (~120 MB of DataRow messages) stream from the
- * machine's PostgreSQL through agent, broker and `hoop connect` while the RSS of each is sampled
- * every 100 ms. Flow control must keep every hop's memory bounded however large the result and
+ * machine's PostgreSQL through agent, broker and `hoop connect` (and through the broker's native
+ * Postgres endpoint, which reaches its hub through an in-process socket) while the RSS of each
+ * is sampled every 100 ms. Flow control must keep every hop's memory bounded however large the result and
  * however slow the reader: a reader that stops reading must stall the target, not fill a buffer.
  */
 import assert from 'node:assert/strict';
@@ -10,7 +11,7 @@ import pg from 'pg';
 import { Deployment } from './support/deployment.js';
 import type { ConnectProcess } from './support/hoop.js';
 import { RawPgClient } from './support/pg-wire.js';
-import { psqlValue, spawnPsql } from './support/psql.js';
+import { psqlEnv, psqlValue, spawnPsql } from './support/psql.js';
 import { idleRss, MiB, mib, type RssReport, RssSampler } from './support/rss.js';
 import { machinePostgres } from './support/targets.js';
 import { waitFor, withTimeout } from './support/wait.js';
@@ -37,7 +38,7 @@ describe('1,000,000-row results stream with bounded memory', { timeout: 240_000 
 
   before(
     async () => {
-      d = await Deployment.start();
+      d = await Deployment.start({ env: { HOOP_PG_LISTEN: '127.0.0.1:0' } });
       const { agent } = await d.addAgent('streamer');
       await d.addConnection('bulk', { agent: 'streamer', target });
       conn = await d.connect('bulk');
@@ -66,8 +67,12 @@ describe('1,000,000-row results stream with bounded memory', { timeout: 240_000 
     await d?.dispose();
   });
 
-  function checkGrowth(t: TestContext, report: RssReport<Hop>): void {
-    for (const hop of ['broker', 'agent', 'connect'] as const) {
+  function checkGrowth<K extends Hop>(
+    t: TestContext,
+    report: RssReport<K>,
+    hops: readonly K[] = ['broker', 'agent', 'connect'] as K[],
+  ): void {
+    for (const hop of hops) {
       const growth = report[hop].max - baseline[hop];
       t.diagnostic(
         `${hop}: idle ${mib(baseline[hop])}, peak ${mib(report[hop].max)}, growth ${mib(growth)}`,
@@ -100,6 +105,36 @@ describe('1,000,000-row results stream with bounded memory', { timeout: 240_000 
     assert.equal(exit.code, 0, psql.describe());
     assert.equal(lines, ROWS);
     checkGrowth(t, report);
+  });
+
+  test('psql reads 1,000,000 rows through the native endpoint, without hoop connect', async (t) => {
+    const broker = d?.broker;
+    assert.ok(broker?.pgPort !== undefined, 'the broker reported no native endpoint port');
+    const url = `postgresql://bulk@127.0.0.1:${broker.pgPort}/${target.database}?sslmode=disable`;
+    let lines = 0;
+    const sampler = new RssSampler({ broker: pids.broker, agent: pids.agent }).start();
+    const started = Date.now();
+    const psql = spawnPsql(url, BIG_QUERY, {
+      // The token is the password, in the environment (never on psql's command line).
+      env: psqlEnv({ PGPASSWORD: broker.adminToken }),
+      onStdout: (chunk) => {
+        for (let i = chunk.indexOf(0x0a); i >= 0; i = chunk.indexOf(0x0a, i + 1)) lines++;
+      },
+    });
+    let exit: Awaited<typeof psql.exited>;
+    let report: RssReport<'broker' | 'agent'>;
+    try {
+      exit = await withTimeout(psql.exited, 120_000, 'psql to read 1,000,000 rows natively');
+    } finally {
+      report = sampler.stop();
+      await psql.kill();
+    }
+    t.diagnostic(
+      `psql read ${lines} rows through the native endpoint in ${Date.now() - started} ms`,
+    );
+    assert.equal(exit.code, 0, psql.describe());
+    assert.equal(lines, ROWS);
+    checkGrowth(t, report, ['broker', 'agent']);
   });
 
   test('node-postgres streams 1,000,000 rows row by row', async (t) => {

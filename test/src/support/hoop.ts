@@ -75,6 +75,8 @@ interface BrokerReady {
   url: string;
   dataDir: string;
   adminTokenFile: string | null;
+  /** The native Postgres endpoint's port, when HOOP_PG_LISTEN is set. */
+  pgPort: number | null;
 }
 
 export interface StartBrokerOptions {
@@ -93,6 +95,8 @@ export class BrokerProcess {
   readonly dataDir: string;
   /** The admin token the first start wrote to `<dataDir>/admin.token`. */
   readonly adminToken: string;
+  /** The native Postgres endpoint's port (first start), when HOOP_PG_LISTEN is set. */
+  readonly pgPort: number | undefined;
   private readonly env: Env;
 
   /** One temp HOME/config for every admin command against this broker. */
@@ -104,6 +108,7 @@ export class BrokerProcess {
     this.port = Number(new URL(ready.url).port);
     this.dataDir = ready.dataDir;
     this.adminToken = adminToken;
+    this.pgPort = ready.pgPort ?? undefined;
     this.env = env;
     this.adminBase = isolatedEnv({ HOOP_BROKER_URL: this.url, HOOP_TOKEN: adminToken }).env;
   }
