@@ -52,6 +52,7 @@ import { StatementReviewUses } from './reviews/statement-use.js';
 import { ReviewWebhook, type WebhookConfig, webhookConfigFromEnv } from './reviews/webhook.js';
 import { appendAuditEvents } from './store/audit.js';
 import { loadMasterKey, openDatabase, Store } from './store/index.js';
+import { startStoreMaintenance } from './store/maintenance.js';
 import { Hub } from './tunnel/hub.js';
 import { BROKER_VERSION } from './version.js';
 
@@ -153,6 +154,12 @@ export async function startBroker(
       logger: logger.child({ component: 'audit' }),
     });
   }
+  // PGlite has no autovacuum: vacuum and analyze its tables here (nothing on PostgreSQL).
+  const maintenance = startStoreMaintenance({
+    database,
+    clock,
+    logger: logger.child({ component: 'store' }),
+  });
   const webhook =
     webhookConfig === undefined
       ? undefined
@@ -296,6 +303,7 @@ export async function startBroker(
         logger,
       });
     } catch (err) {
+      maintenance.stop();
       hub.close();
       server.close();
       await database.close();
@@ -319,6 +327,7 @@ export async function startBroker(
     close: () => {
       closing ??= (async () => {
         sweeper?.stop();
+        maintenance.stop();
         clearInterval(reviewSweep);
         webhook?.close();
         await pgEndpoint?.close();
