@@ -279,7 +279,12 @@ describe('grants (broker + agent + PostgreSQL, in process)', () => {
     // the abort reason into a FATAL, it sees the GRANT_EXPIRED message.
     if (expiredNote !== '') assert.match(expiredNote, /expired|terminat|Connection/i);
     await c.end().catch(() => {});
-    const rows = await broker.store.listSessions({ limit: 5 });
+    // The session's end is stored after it closes (off the relay's path): wait for it.
+    let rows = await broker.store.listSessions({ limit: 5 });
+    for (let i = 0; i < 100 && !rows.some((s) => s.errorCode === 'GRANT_EXPIRED'); i++) {
+      await sleep(50);
+      rows = await broker.store.listSessions({ limit: 5 });
+    }
     assert.ok(
       rows.some((s) => s.errorCode === 'GRANT_EXPIRED'),
       JSON.stringify(rows),
