@@ -59,6 +59,28 @@ describe('PgliteThread (the embedded store on its own thread)', () => {
     assert.deepEqual(order, ['commit', 'outside']);
   });
 
+  it('parses base types and arrays of them (its parser table is trimmed to those)', async () => {
+    const { rows } = await db.query(
+      `select 7::int4 as i, 9007199254740::int8 as big, 1.5::float8 as f, true as b,
+              '{"a":[1,"x"]}'::jsonb as j, array['a','b,c']::text[] as texts,
+              array[1,2]::int4[] as ints, '2026-11-26T01:02:03Z'::timestamptz as at,
+              'abc'::bytea as raw, '1.5'::numeric as n`,
+      [],
+      { rowMode: 'object' },
+    );
+    const row = rows[0] as Record<string, unknown>;
+    assert.equal(row['i'], 7);
+    assert.equal(row['f'], 1.5);
+    assert.equal(row['b'], true);
+    assert.deepEqual(row['j'], { a: [1, 'x'] });
+    assert.deepEqual(row['texts'], ['a', 'b,c']);
+    assert.deepEqual(row['ints'], [1, 2]);
+    assert.equal((row['at'] as Date).toISOString(), '2026-11-26T01:02:03.000Z');
+    assert.ok(row['raw'] instanceof Uint8Array);
+    assert.equal(row['n'], '1.5');
+    assert.equal(String(row['big']), '9007199254740');
+  });
+
   it('refuses a custom result parser it cannot run on the other thread', async () => {
     await assert.rejects(
       db.query('select 1', [], { parsers: { 23: (v: string) => Number(v) * 2 } }),

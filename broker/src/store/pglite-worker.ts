@@ -33,6 +33,30 @@ interface OpenTransaction {
  */
 const SHARED_BUFFERS = '16MB';
 
+/**
+ * PGlite copies its table of result parsers into a new object for every query, and once started
+ * that table holds a parser for each of the ~290 array types in pg_type: measured 173 µs per
+ * `select 1` with it, 62 µs without, more than a small query's own work. The store's columns are
+ * base types (arrays are jsonb), so only the base types' parsers and those of arrays of them are
+ * kept; a result of any other type arrives as its text, as PGlite gives a type it has no parser
+ * for.
+ */
+async function trimParsers(pglite: PGlite): Promise<void> {
+  const { rows } = await pglite.query<{ oid: number; elem: number }>(
+    `select oid::int as oid, typelem::int as elem from pg_type where typcategory = 'A'`,
+  );
+  const elementOf = new Map(rows.map((r) => [String(r.oid), String(r.elem)]));
+  const all = pglite.parsers;
+  const kept: typeof all = {};
+  for (const key of Object.keys(all)) {
+    const element = elementOf.get(key);
+    if (element === undefined || (all[element] !== undefined && !elementOf.has(element))) {
+      kept[key] = all[key] as (typeof all)[string];
+    }
+  }
+  pglite.parsers = kept;
+}
+
 let db: PGlite | undefined;
 const transactions = new Map<number, OpenTransaction>();
 let nextTx = 1;
@@ -105,6 +129,7 @@ async function handle(message: ClientMessage): Promise<unknown> {
       db = await PGlite.create(message.dataDir, {
         startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${SHARED_BUFFERS}`],
       });
+      await trimParsers(db);
       return null;
     case 'query':
       return runQuery(message);
