@@ -19,7 +19,7 @@
 import { createHash } from 'node:crypto';
 import type { AuditEvent } from '@hoop/shared';
 import { and, asc, desc, eq, gt, gte, inArray, isNotNull, lte, or, sql } from 'drizzle-orm';
-import { guard, isViolation, nowOf, type StoreContext } from './context.js';
+import { guard, isViolation, nowOf, resultRows, type StoreContext } from './context.js';
 import type { Db } from './database.js';
 import { SqlState } from './db-errors.js';
 import { auditEvents, sessions, users } from './schema.js';
@@ -309,11 +309,6 @@ interface RecordsetRow {
   readonly data: unknown;
   readonly prev_hash: string;
   readonly hash: string;
-}
-
-/** The rows of `tx.execute`: postgres.js returns an array, PGlite `{ rows }`. */
-function resultRows<T>(result: unknown): T[] {
-  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
 }
 
 /** What one INSERT reports back: its row count, and its rows' hashes in id order, digested. */

@@ -56,3 +56,8 @@ export function mapViolation(err: unknown, sqlState: string, mapped: () => HoopE
   if (isViolation(err, sqlState)) throw mapped();
   throw err;
 }
+
+/** The rows of a raw `db.execute`: postgres.js returns an array, PGlite `{ rows }`. */
+export function resultRows<T>(result: unknown): T[] {
+  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
+}

@@ -9,7 +9,7 @@
  */
 import type { Clock, Logger, TimerHandle } from '@hoop/shared';
 import { sql } from 'drizzle-orm';
-import { guard } from './context.js';
+import { guard, resultRows } from './context.js';
 import type { Database } from './database.js';
 
 /** How often the tables are checked (autovacuum_naptime is 1 min; the broker's tables are small). */
@@ -59,11 +59,6 @@ export function maintenanceDue(stats: {
 /** `name` as a quoted SQL identifier. */
 export function quoteIdentifier(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
-}
-
-/** The rows of `db.execute`: postgres.js returns an array, PGlite `{ rows }`. */
-function resultRows<T>(result: unknown): T[] {
-  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
 }
 
 async function readTableStats(database: Database): Promise<TableStats[]> {
