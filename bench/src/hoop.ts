@@ -34,6 +34,8 @@ export interface Hoop {
   /** Port of the broker's native Postgres endpoint on 127.0.0.1 (`--pg-listen`). */
   readonly pgPort: number;
   readonly cli: string;
+  /** Node's arguments before a hoop command: the launcher's flags (its shebang) and its path. */
+  readonly node: readonly string[];
   readonly tmpDir: string;
   readonly signal: AbortSignal;
   readonly services: Services;
@@ -72,6 +74,7 @@ export async function startHoop(services: Services, options: HoopOptions): Promi
   if (!existsSync(join(options.repoRoot, 'cli', 'dist', 'main.js'))) {
     throw new BenchError(BenchErrorCode.notFound, 'hoop is not built: run `npm run build` first');
   }
+  const node = [...(await launcherFlags(cli)), cli];
   const { signal } = options;
   const baseEnv: Env = {
     ...withoutHoopVariables(options.env),
@@ -84,7 +87,7 @@ export async function startHoop(services: Services, options: HoopOptions): Promi
     'broker',
     process.execPath,
     [
-      ...[cli, 'broker', 'start', '--listen', `${LOOPBACK}:0`],
+      ...[...node, 'broker', 'start', '--listen', `${LOOPBACK}:0`],
       ...['--pg-listen', `${LOOPBACK}:0`],
       ...['--data-dir', join(options.tmpDir, 'broker'), '--json'],
     ],
@@ -110,12 +113,12 @@ export async function startHoop(services: Services, options: HoopOptions): Promi
   const adminEnv: Env = { ...baseEnv, HOOP_BROKER_URL: ready.url, HOOP_TOKEN: adminToken };
 
   const created = await hoopJson<{ name: string; token: string }>(
-    cli,
+    node,
     ['admin', 'agents', 'create', AGENT, '--json'],
     adminEnv,
     signal,
   );
-  const agent = services.start('agent', process.execPath, [cli, 'agent', 'start', '--json'], {
+  const agent = services.start('agent', process.execPath, [...node, 'agent', 'start', '--json'], {
     ...baseEnv,
     HOOP_BROKER_URL: ready.url,
     HOOP_AGENT_TOKEN: created.token,
@@ -133,6 +136,7 @@ export async function startHoop(services: Services, options: HoopOptions): Promi
     adminToken,
     pgPort,
     cli,
+    node,
     tmpDir: options.tmpDir,
     signal,
     services,
@@ -165,9 +169,9 @@ export async function addConnection(
   database: string,
   policy?: string,
 ): Promise<HoopConnection> {
-  const { cli, adminEnv, signal } = hoop;
+  const { node, adminEnv, signal } = hoop;
   await hoopJson(
-    cli,
+    node,
     [
       ...['admin', 'connections', 'create', name, '--agent', AGENT, '--type', 'postgres'],
       ...['--host', target.host, '--port', String(target.port), '--user', target.user],
@@ -180,7 +184,7 @@ export async function addConnection(
     const file = join(hoop.tmpDir, `policy-${name}.yaml`);
     await writeFile(file, policy);
     await hoopJson(
-      cli,
+      node,
       ['admin', 'connections', 'policy', 'set', name, '--file', file, '--json'],
       adminEnv,
       signal,
@@ -189,7 +193,7 @@ export async function addConnection(
   const connect = hoop.services.start(
     `connect ${name}`,
     process.execPath,
-    [cli, 'connect', name, '--port', '0', '--json'],
+    [...node, 'connect', name, '--port', '0', '--json'],
     adminEnv,
   );
   const listening = await connect.waitFor<{ port: number }>(
@@ -202,13 +206,13 @@ export async function addConnection(
 }
 
 async function hoopJson<T>(
-  cli: string,
+  node: readonly string[],
   args: readonly string[],
   env: Env,
   signal: AbortSignal,
 ): Promise<T> {
   const command = `hoop ${args.slice(0, 4).join(' ')}`;
-  const result = await run(process.execPath, [cli, ...args], {
+  const result = await run(process.execPath, [...node, ...args], {
     env,
     timeoutMs: COMMAND_TIMEOUT_MS,
     signal,
@@ -225,6 +229,22 @@ async function hoopJson<T>(
     throw new BenchError(BenchErrorCode.commandFailed, `${command} printed no JSON document`);
   }
   return value;
+}
+
+/**
+ * Node's flags from the launcher's shebang (`#!/usr/bin/env -S node FLAGS`): the bench runs hoop
+ * with the flags a user's `hoop` runs with, and keeps one copy of them.
+ */
+export async function launcherFlags(cli: string): Promise<string[]> {
+  const [first = ''] = (await readFile(cli, 'utf8')).split('\n', 1);
+  const match = /^#!\/usr\/bin\/env -S node((?: +--[\w-]+(?:=\S+)?)*) *$/.exec(first);
+  if (match === null) {
+    throw new BenchError(
+      BenchErrorCode.notFound,
+      `${cli} has no \`env -S node\` shebang: ${first}`,
+    );
+  }
+  return (match[1] ?? '').split(' ').filter((f) => f !== '');
 }
 
 /** The bench decides every HOOP_* setting itself (e.g. never a HOOP_DATABASE_URL from the shell). */
