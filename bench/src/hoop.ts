@@ -33,7 +33,6 @@ export interface Hoop {
   readonly adminToken: string;
   /** Port of the broker's native Postgres endpoint on 127.0.0.1 (`--pg-listen`). */
   readonly pgPort: number;
-  readonly cli: string;
   /** Node's arguments before a hoop command: the launcher's flags (its shebang) and its path. */
   readonly node: readonly string[];
   readonly tmpDir: string;
@@ -135,7 +134,6 @@ export async function startHoop(services: Services, options: HoopOptions): Promi
     adminEnv,
     adminToken,
     pgPort,
-    cli,
     node,
     tmpDir: options.tmpDir,
     signal,
