@@ -3,6 +3,7 @@
  * plus the one wrapper (`guard`) through which driver errors leave the store.
  */
 import type { Clock, HoopError, Logger } from '@hoop/shared';
+import type { BearerCache } from './bearer-cache.js';
 import type { Db } from './database.js';
 import { driverErrorInfo, internalDbError } from './db-errors.js';
 
@@ -22,11 +23,18 @@ export interface StoreContext {
    * cache of resolved connections (the hub's) can tell when an entry is stale.
    */
   readonly changes?: { connections: number };
+  /** Verified bearer tokens, on an exclusive store only (bearer-cache.ts). */
+  readonly bearers?: BearerCache;
 }
 
 /** Records that a connection changed (see StoreContext.changes). */
 export function noteConnectionChange(ctx: StoreContext): void {
   if (ctx.changes !== undefined) ctx.changes.connections++;
+}
+
+/** Records that identities or tokens changed: cached verifications are dropped. */
+export function noteIdentityChange(ctx: StoreContext): void {
+  ctx.bearers?.forget();
 }
 
 /** The clock's current time, as the Date drizzle writes to `timestamp with time zone`. */

@@ -129,6 +129,14 @@ export function runStoreSuite(backendName: string, backend: StoreSuiteBackend): 
       await store.setUserDisabled('alice', false);
       assert.ok(await store.authenticateUserToken(other));
 
+      // A lookup already on its way when the token is revoked does not outlive the revocation.
+      const racing = store.authenticateUserToken(other);
+      const revoking = store.revokeUserToken(
+        (await store.listUserTokens(alice.id)).find((t) => t.name === 'desktop')!.id,
+      );
+      await Promise.all([racing, revoking]);
+      assert.equal(await store.authenticateUserToken(other), undefined, 'revoked while looked up');
+
       await rejectsWith(store.createUserToken('no-such-user', 'x'), 'NOT_FOUND');
       await rejectsWith(
         store.createUser({ name: 'alice', role: 'user' }),

@@ -21,6 +21,7 @@ import {
 } from '@hoop/shared';
 import * as agents from './agents.js';
 import * as audit from './audit.js';
+import { BearerCache } from './bearer-cache.js';
 import type { CreateConnectionInput } from './connections.js';
 import * as connections from './connections.js';
 import type { StoreContext } from './context.js';
@@ -76,6 +77,8 @@ export class Store {
       logger: (options.logger ?? silentLogger).child({ component: 'store' }),
       exclusive: database.kind === 'pglite',
       changes: { connections: 0 },
+      // Only this process writes an exclusive store, so it sees every change to a token.
+      ...(database.kind === 'pglite' ? { bearers: new BearerCache() } : {}),
     };
   }
 

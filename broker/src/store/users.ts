@@ -7,7 +7,8 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { HoopError } from '@hoop/shared';
 import { and, asc, eq, isNull } from 'drizzle-orm';
-import { guard, mapViolation, nowOf, type StoreContext } from './context.js';
+import type { CachedBearer } from './bearer-cache.js';
+import { guard, mapViolation, noteIdentityChange, nowOf, type StoreContext } from './context.js';
 import { SqlState } from './db-errors.js';
 import {
   type AuthenticatedUser,
@@ -123,15 +124,17 @@ export async function setUserDisabled(
   name: string,
   disabled: boolean,
 ): Promise<UserInfo> {
-  return guard('update user', async () => {
-    const [row] = await ctx.db
-      .update(users)
-      .set({ disabled })
-      .where(eq(users.name, name))
-      .returning();
-    if (row === undefined) throw userNotFound(name);
-    return toUserInfo(row);
-  });
+  return guard('update user', () =>
+    changingIdentities(ctx, async () => {
+      const [row] = await ctx.db
+        .update(users)
+        .set({ disabled })
+        .where(eq(users.name, name))
+        .returning();
+      if (row === undefined) throw userNotFound(name);
+      return toUserInfo(row);
+    }),
+  );
 }
 
 export async function createUserToken(
@@ -179,21 +182,23 @@ export async function listUserTokens(ctx: StoreContext, userId: string): Promise
 }
 
 export async function revokeUserToken(ctx: StoreContext, tokenId: string): Promise<UserTokenInfo> {
-  return guard('revoke token', async () => {
-    const [revoked] = await ctx.db
-      .update(apiTokens)
-      .set({ revokedAt: nowOf(ctx) })
-      .where(and(eq(apiTokens.id, tokenId), isNull(apiTokens.revokedAt)))
-      .returning();
-    if (revoked !== undefined) return toUserTokenInfo(revoked);
-    const [existing] = await ctx.db
-      .select()
-      .from(apiTokens)
-      .where(eq(apiTokens.id, tokenId))
-      .limit(1);
-    if (existing === undefined) throw new HoopError('NOT_FOUND', 'No such api token.');
-    return toUserTokenInfo(existing);
-  });
+  return guard('revoke token', () =>
+    changingIdentities(ctx, async () => {
+      const [revoked] = await ctx.db
+        .update(apiTokens)
+        .set({ revokedAt: nowOf(ctx) })
+        .where(and(eq(apiTokens.id, tokenId), isNull(apiTokens.revokedAt)))
+        .returning();
+      if (revoked !== undefined) return toUserTokenInfo(revoked);
+      const [existing] = await ctx.db
+        .select()
+        .from(apiTokens)
+        .where(eq(apiTokens.id, tokenId))
+        .limit(1);
+      if (existing === undefined) throw new HoopError('NOT_FOUND', 'No such api token.');
+      return toUserTokenInfo(existing);
+    }),
+  );
 }
 
 export async function authenticateUserToken(
@@ -379,23 +384,27 @@ export async function setIdentityDisabled(
   kind?: IdentityKind,
 ): Promise<IdentityInfo> {
   const existing = await identityRow(ctx, name, kind);
-  return guard('update identity', async () => {
-    const [row] = await ctx.db
-      .update(users)
-      .set({ disabled })
-      .where(eq(users.id, existing.id))
-      .returning();
-    return toIdentityInfo(row!);
-  });
+  return guard('update identity', () =>
+    changingIdentities(ctx, async () => {
+      const [row] = await ctx.db
+        .update(users)
+        .set({ disabled })
+        .where(eq(users.id, existing.id))
+        .returning();
+      return toIdentityInfo(row!);
+    }),
+  );
 }
 
 /** Deletes a service account with its API keys and trust policies (cascade). */
 export async function deleteServiceAccount(ctx: StoreContext, name: string): Promise<IdentityInfo> {
   const existing = await identityRow(ctx, name, 'service');
-  return guard('delete service account', async () => {
-    await ctx.db.delete(users).where(eq(users.id, existing.id));
-    return toIdentityInfo(existing);
-  });
+  return guard('delete service account', () =>
+    changingIdentities(ctx, async () => {
+      await ctx.db.delete(users).where(eq(users.id, existing.id));
+      return toIdentityInfo(existing);
+    }),
+  );
 }
 
 /**
@@ -432,55 +441,69 @@ export async function upsertOidcIdentity(
   const groups = input.groups
     .filter((g) => typeof g === 'string' && GROUP_PATTERN.test(g))
     .slice(0, MAX_GROUPS);
-  return guard('upsert oidc identity', async () => {
-    const [existing] = await ctx.db
-      .select()
-      .from(users)
-      .where(and(eq(users.oidcIssuer, input.issuer), eq(users.oidcSubject, input.subject)))
-      .limit(1);
-    if (existing !== undefined) {
-      const [row] = await ctx.db
-        .update(users)
-        .set({ groups })
-        .where(eq(users.id, existing.id))
-        .returning();
-      return toIdentityInfo(row!);
-    }
-    const digest = createHash('sha256').update(`${input.issuer}\n${input.subject}`).digest('hex');
-    const preferred = (input.preferredName ?? '')
-      .toLowerCase()
-      .replace(/[^a-z0-9_-]+/g, '-')
-      .replace(/^[-_]+/, '')
-      .slice(0, 50);
-    const candidates = [
-      ...(NAME_PATTERN_LOOSE.test(preferred)
-        ? [preferred, `${preferred}-${digest.slice(0, 6)}`]
-        : []),
-      `oidc-${digest.slice(0, 12)}`,
-    ];
-    for (const name of candidates) {
-      const [row] = await ctx.db
-        .insert(users)
-        .values({
-          id: randomUUID(),
-          name,
-          role: 'user',
-          kind: 'person',
-          groups,
-          oidcIssuer: input.issuer,
-          oidcSubject: input.subject,
-          disabled: false,
-          createdAt: nowOf(ctx),
-        })
-        .onConflictDoNothing()
-        .returning();
-      if (row !== undefined) return toIdentityInfo(row);
-    }
-    throw new HoopError('INTERNAL', 'could not name the new OIDC user');
-  });
+  return guard('upsert oidc identity', () =>
+    changingIdentities(ctx, async () => {
+      const [existing] = await ctx.db
+        .select()
+        .from(users)
+        .where(and(eq(users.oidcIssuer, input.issuer), eq(users.oidcSubject, input.subject)))
+        .limit(1);
+      if (existing !== undefined) {
+        const [row] = await ctx.db
+          .update(users)
+          .set({ groups })
+          .where(eq(users.id, existing.id))
+          .returning();
+        return toIdentityInfo(row!);
+      }
+      const digest = createHash('sha256').update(`${input.issuer}\n${input.subject}`).digest('hex');
+      const preferred = (input.preferredName ?? '')
+        .toLowerCase()
+        .replace(/[^a-z0-9_-]+/g, '-')
+        .replace(/^[-_]+/, '')
+        .slice(0, 50);
+      const candidates = [
+        ...(NAME_PATTERN_LOOSE.test(preferred)
+          ? [preferred, `${preferred}-${digest.slice(0, 6)}`]
+          : []),
+        `oidc-${digest.slice(0, 12)}`,
+      ];
+      for (const name of candidates) {
+        const [row] = await ctx.db
+          .insert(users)
+          .values({
+            id: randomUUID(),
+            name,
+            role: 'user',
+            kind: 'person',
+            groups,
+            oidcIssuer: input.issuer,
+            oidcSubject: input.subject,
+            disabled: false,
+            createdAt: nowOf(ctx),
+          })
+          .onConflictDoNothing()
+          .returning();
+        if (row !== undefined) return toIdentityInfo(row);
+      }
+      throw new HoopError('INTERNAL', 'could not name the new OIDC user');
+    }),
+  );
 }
 
 const NAME_PATTERN_LOOSE = /^[a-z0-9][a-z0-9_-]{0,49}$/;
+
+/**
+ * Runs a write to identities or tokens, then drops cached token verifications. After it, not
+ * before: a lookup that read the database before the write cannot cache what it read.
+ */
+async function changingIdentities<T>(ctx: StoreContext, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } finally {
+    noteIdentityChange(ctx);
+  }
+}
 
 // ── bearer tokens of any identity ─────────────────────────────────────────────
 
@@ -500,44 +523,68 @@ export async function authenticateBearer(
   if (typeof token !== 'string' || token.length === 0) return undefined;
   const tokenHash = hashToken(token);
   return guard('authenticate token', async () => {
-    const [row] = await ctx.db
-      .select({
-        tokenId: apiTokens.id,
-        tokenName: apiTokens.name,
-        expiresAt: apiTokens.expiresAt,
-        revokedAt: apiTokens.revokedAt,
-        lastUsedAt: apiTokens.lastUsedAt,
-        userId: users.id,
-        name: users.name,
-        role: users.role,
-        kind: users.kind,
-        groups: users.groups,
-        disabled: users.disabled,
-      })
-      .from(apiTokens)
-      .innerJoin(users, eq(apiTokens.userId, users.id))
-      .where(eq(apiTokens.tokenHash, tokenHash))
-      .limit(1);
-    if (row === undefined || row.revokedAt !== null || row.disabled) return undefined;
-    const now = nowOf(ctx);
-    if (row.expiresAt !== null && row.expiresAt.getTime() <= now.getTime()) return undefined;
-    if (
-      row.lastUsedAt === null ||
-      now.getTime() - row.lastUsedAt.getTime() >= LAST_USED_RESOLUTION_MS ||
-      now.getTime() < row.lastUsedAt.getTime()
-    ) {
-      await ctx.db.update(apiTokens).set({ lastUsedAt: now }).where(eq(apiTokens.id, row.tokenId));
+    const now = ctx.clock.now();
+    const cache = ctx.bearers;
+    let bearer = cache?.get(tokenHash, now);
+    if (bearer === undefined) {
+      const generation = cache?.current ?? 0;
+      bearer = await readBearer(ctx, tokenHash);
+      if (bearer === undefined) return undefined;
+      cache?.set(tokenHash, bearer, generation, now);
+    }
+    if (bearer.expiresAt !== null && bearer.expiresAt <= now) return undefined;
+    const lastUsed = bearer.lastUsedAt;
+    if (lastUsed === null || now - lastUsed >= LAST_USED_RESOLUTION_MS || now < lastUsed) {
+      await ctx.db
+        .update(apiTokens)
+        .set({ lastUsedAt: new Date(now) })
+        .where(eq(apiTokens.id, bearer.tokenId));
+      bearer.lastUsedAt = now;
     }
     return {
-      userId: row.userId,
-      name: row.name,
-      role: row.role,
-      kind: row.kind,
-      groups: row.groups ?? [],
-      tokenId: row.tokenId,
-      tokenName: row.tokenName,
+      userId: bearer.userId,
+      name: bearer.name,
+      role: bearer.role,
+      kind: bearer.kind,
+      groups: bearer.groups,
+      tokenId: bearer.tokenId,
+      tokenName: bearer.tokenName,
     };
   });
+}
+
+/** The usable token stored under `tokenHash` (not revoked, its identity not disabled). */
+async function readBearer(ctx: StoreContext, tokenHash: string): Promise<CachedBearer | undefined> {
+  const [row] = await ctx.db
+    .select({
+      tokenId: apiTokens.id,
+      tokenName: apiTokens.name,
+      expiresAt: apiTokens.expiresAt,
+      revokedAt: apiTokens.revokedAt,
+      lastUsedAt: apiTokens.lastUsedAt,
+      userId: users.id,
+      name: users.name,
+      role: users.role,
+      kind: users.kind,
+      groups: users.groups,
+      disabled: users.disabled,
+    })
+    .from(apiTokens)
+    .innerJoin(users, eq(apiTokens.userId, users.id))
+    .where(eq(apiTokens.tokenHash, tokenHash))
+    .limit(1);
+  if (row === undefined || row.revokedAt !== null || row.disabled) return undefined;
+  return {
+    tokenId: row.tokenId,
+    tokenName: row.tokenName,
+    expiresAt: row.expiresAt?.getTime() ?? null,
+    lastUsedAt: row.lastUsedAt?.getTime() ?? null,
+    userId: row.userId,
+    name: row.name,
+    role: row.role,
+    kind: row.kind,
+    groups: row.groups ?? [],
+  };
 }
 
 /** The identity an id names, for callers that hold only the id (e.g. a trust policy's target). */
@@ -631,16 +678,18 @@ export async function deleteApiKey(
   ctx: StoreContext,
   id: string,
 ): Promise<ApiKeyInfo & { userId: string }> {
-  return guard('delete API key', async () => {
-    const [row] = await ctx.db
-      .select({ token: apiTokens, owner: users.name, kind: users.kind })
-      .from(apiTokens)
-      .innerJoin(users, eq(apiTokens.userId, users.id))
-      .where(eq(apiTokens.id, id))
-      .limit(1);
-    if (row === undefined || row.kind !== 'service')
-      throw new HoopError('NOT_FOUND', 'No such API key.');
-    await ctx.db.delete(apiTokens).where(eq(apiTokens.id, id));
-    return { ...toApiKeyInfo(row.token, row.owner), userId: row.token.userId };
-  });
+  return guard('delete API key', () =>
+    changingIdentities(ctx, async () => {
+      const [row] = await ctx.db
+        .select({ token: apiTokens, owner: users.name, kind: users.kind })
+        .from(apiTokens)
+        .innerJoin(users, eq(apiTokens.userId, users.id))
+        .where(eq(apiTokens.id, id))
+        .limit(1);
+      if (row === undefined || row.kind !== 'service')
+        throw new HoopError('NOT_FOUND', 'No such API key.');
+      await ctx.db.delete(apiTokens).where(eq(apiTokens.id, id));
+      return { ...toApiKeyInfo(row.token, row.owner), userId: row.token.userId };
+    }),
+  );
 }
