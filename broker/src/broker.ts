@@ -142,6 +142,7 @@ export async function startBroker(
     audit: {
       append: (agentId, events, seq) => appendAuditEvents(store.context, agentId, events, seq),
     },
+    writes: store.context.writes,
   });
   const auditConfig = options.audit ?? auditConfigFromEnv(input.auditEnv ?? {});
   let sweeper: RetentionSweeper | undefined;
@@ -335,6 +336,8 @@ export async function startBroker(
         wss.close();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        // Session ends, grant rows and audit events still grouping: written before the store closes.
+        await store.context.writes?.settle();
         await database.close();
       })();
       return closing;

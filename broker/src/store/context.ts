@@ -6,6 +6,7 @@ import type { Clock, HoopError, Logger } from '@hoop/shared';
 import type { BearerCache } from './bearer-cache.js';
 import type { Db } from './database.js';
 import { driverErrorInfo, internalDbError } from './db-errors.js';
+import type { WriteSettler } from './group-commit.js';
 
 export interface StoreContext {
   readonly db: Db;
@@ -25,6 +26,8 @@ export interface StoreContext {
   readonly changes?: { connections: number };
   /** Verified bearer tokens, on an exclusive store only (bearer-cache.ts). */
   readonly bearers?: BearerCache;
+  /** The group commits writing to this store, settled before it closes. */
+  readonly writes?: WriteSettler;
 }
 
 /** Records that a connection changed (see StoreContext.changes). */

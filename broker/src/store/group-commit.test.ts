@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { GroupCommit } from './group-commit.js';
+import { GroupCommit, WriteSettler } from './group-commit.js';
 
 /** A write that takes one macrotask, records its groups, and fails groups holding `bad`. */
 function recorder(bad?: number) {
@@ -44,5 +44,42 @@ describe('GroupCommit', () => {
     // And it keeps working.
     await commit.add(7);
     assert.deepEqual(r.groups.at(-1), [7]);
+  });
+
+  it('when busy, lingers so that writes arriving a few ms apart share a group', async () => {
+    const r = recorder();
+    const commit = new GroupCommit(r.write, {
+      maxItems: 500,
+      linger: { ms: 40, busyWithinMs: 10_000 },
+    });
+    const started = performance.now();
+    await commit.add(1);
+    assert.ok(performance.now() - started < 40, 'an idle group commit writes at once');
+    const spaced = [commit.add(2)];
+    await new Promise((r) => setTimeout(r, 5));
+    spaced.push(commit.add(3));
+    await new Promise((r) => setTimeout(r, 5));
+    spaced.push(commit.add(4));
+    await Promise.all(spaced);
+    assert.deepEqual(r.groups, [[1], [2, 3, 4]]);
+  });
+
+  it('settles: a lingering group is written at once, and everything added so far is done', async () => {
+    const r = recorder();
+    const settler = new WriteSettler();
+    const commit = new GroupCommit(r.write, {
+      maxItems: 500,
+      linger: { ms: 60_000, busyWithinMs: 60_000 },
+      settler,
+    });
+    await commit.add(1);
+    const lingering = commit.add(2);
+    const started = performance.now();
+    await settler.settle();
+    await lingering;
+    assert.ok(performance.now() - started < 5_000, 'did not wait out the linger');
+    assert.deepEqual(r.groups, [[1], [2]]);
+    assert.equal(commit.pending, 0);
+    await settler.settle();
   });
 });

@@ -26,6 +26,7 @@ import type { CreateConnectionInput } from './connections.js';
 import * as connections from './connections.js';
 import type { StoreContext } from './context.js';
 import type { Database } from './database.js';
+import { WriteSettler } from './group-commit.js';
 import type {
   AgentInfo,
   AuthenticatedUser,
@@ -77,6 +78,7 @@ export class Store {
       logger: (options.logger ?? silentLogger).child({ component: 'store' }),
       exclusive: database.kind === 'pglite',
       changes: { connections: 0 },
+      writes: new WriteSettler(),
       // Only this process writes an exclusive store, so it sees every change to a token.
       ...(database.kind === 'pglite' ? { bearers: new BearerCache() } : {}),
     };

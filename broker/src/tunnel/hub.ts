@@ -30,7 +30,7 @@ import {
   type WebSocketLike,
 } from '@hoop/shared';
 import { type Authorizer, adminOnlyAuthorizer, type Caller } from '../identity/caller.js';
-import { GroupCommit } from '../store/group-commit.js';
+import { BUSY_LINGER, GroupCommit, type WriteSettler } from '../store/group-commit.js';
 import { ResolveCache } from './resolve-cache.js';
 import { Route, RouteState } from './route.js';
 
@@ -106,6 +106,8 @@ export interface HubOptions {
    * `store.appendAuditEvents` without their seq and are not acknowledged.
    */
   readonly audit?: HubAuditLog;
+  /** Where session ends register, so shutdown can write them before the store closes. */
+  readonly writes?: WriteSettler;
 }
 
 /** Appends an agent's audit batch; event i of the batch has seq `seq + i`. */
@@ -211,7 +213,11 @@ export class Hub {
     this.sessionEnds =
       endSessions === undefined
         ? undefined
-        : new GroupCommit((ends) => endSessions(ends).then(() => undefined));
+        : new GroupCommit((ends) => endSessions(ends).then(() => undefined), {
+            maxItems: 500,
+            linger: BUSY_LINGER,
+            settler: options.writes,
+          });
     this.resolved = new ResolveCache({
       load: (name) => store.resolveConnectionTarget(name),
       // A store that cannot say when connections change is asked every time.
