@@ -122,9 +122,31 @@ export function rowHash(prevHash: string, row: HashedContent): string {
   return createHash('sha256').update(prevHash).update(content).digest('hex');
 }
 
-/** What jsonb will give back: plain JSON values (undefined dropped, -0 → 0, …). */
-function jsonValue(value: unknown): unknown {
-  return JSON.parse(JSON.stringify(value ?? null));
+/**
+ * rowHash of a row about to be stored, given its data's canonical JSON (`canonicalJson(data)`,
+ * which is also what the row stores): the same content string rowHash builds, with the
+ * wrapper's keys written in their sorted order, so the data is serialized once instead of
+ * being normalized, canonicalized and serialized again for the INSERT.
+ * canonicalJson(data) equals canonicalJson of what jsonb gives back for it (undefined members
+ * dropped, -0 → 0, toJSON applied), so `verifyChain` recomputes the same hash from the row.
+ */
+export function storedRowHash(
+  prevHash: string,
+  row: {
+    readonly sessionId: string | null;
+    readonly agentId: string | null;
+    readonly seq: number | null;
+    readonly type: string;
+    readonly at: string;
+    readonly receivedAt: string;
+  },
+  dataJson: string,
+): string {
+  const content =
+    `{"agentId":${JSON.stringify(row.agentId)},"at":${JSON.stringify(row.at)},"data":${dataJson},` +
+    `"receivedAt":${JSON.stringify(row.receivedAt)},"seq":${JSON.stringify(row.seq)},` +
+    `"sessionId":${JSON.stringify(row.sessionId)},"type":${JSON.stringify(row.type)}}`;
+  return createHash('sha256').update(prevHash).update(content).digest('hex');
 }
 
 // ---- serialized appends ----
@@ -255,14 +277,15 @@ export async function appendInTx(
     // Hashing a large group takes tens of ms; the broker's relay shares this event loop, so
     // let it run between slices instead of stalling every session for the whole group.
     if (values.length > 0 && values.length % HASH_SLICE_ROWS === 0) await yieldToEventLoop();
-    const data = jsonValue(r.data);
-    const hash = rowHash(prev, { ...r, data, receivedAt });
+    const data = canonicalJson(r.data);
+    const at = r.at.toISOString();
+    const hash = storedRowHash(prev, { ...r, at, receivedAt: received }, data);
     values.push({
       session_id: r.sessionId,
       agent_id: r.agentId,
       seq: r.seq,
       type: r.type,
-      at: r.at.toISOString(),
+      at,
       received_at: received,
       data,
       prev_hash: prev,
@@ -306,7 +329,8 @@ interface RecordsetRow {
   readonly type: string;
   readonly at: string;
   readonly received_at: string;
-  readonly data: unknown;
+  /** The data as JSON text (canonical), written into the document as it is. */
+  readonly data: string;
   readonly prev_hash: string;
   readonly hash: string;
 }
@@ -338,7 +362,7 @@ async function insertRecordset(tx: Tx, rows: readonly RecordsetRow[]): Promise<I
       insert into audit_events (session_id, agent_id, seq, type, at, received_at, data, prev_hash, hash)
       select r.session_id, r.agent_id, r.seq, r.type, r.at, r.received_at, r.data, r.prev_hash, r.hash
       from rows from (
-        jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+        jsonb_to_recordset(${recordsetJson(rows)}::jsonb)
           as (session_id text, agent_id text, seq bigint, type text, at timestamptz,
               received_at timestamptz, data jsonb, prev_hash text, hash text)
       ) with ordinality
@@ -349,6 +373,21 @@ async function insertRecordset(tx: Tx, rows: readonly RecordsetRow[]): Promise<I
     select count(*)::int as rows, md5(string_agg(hash, '' order by id)) as digest from inserted`);
   const [summary] = resultRows<{ rows: number | string; digest: string | null }>(result);
   return { rows: Number(summary?.rows ?? 0), hashesById: summary?.digest ?? '' };
+}
+
+/** The rows as one JSON array for jsonb_to_recordset; each row's data is already JSON text. */
+function recordsetJson(rows: readonly RecordsetRow[]): string {
+  let out = '[';
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i] as RecordsetRow;
+    out +=
+      `${i > 0 ? ',' : ''}{"session_id":${JSON.stringify(r.session_id)},` +
+      `"agent_id":${JSON.stringify(r.agent_id)},"seq":${JSON.stringify(r.seq)},` +
+      `"type":${JSON.stringify(r.type)},"at":${JSON.stringify(r.at)},` +
+      `"received_at":${JSON.stringify(r.received_at)},"data":${r.data},` +
+      `"prev_hash":${JSON.stringify(r.prev_hash)},"hash":${JSON.stringify(r.hash)}}`;
+  }
+  return `${out}]`;
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { canonicalJson } from './audit.js';
+import { canonicalJson, rowHash, storedRowHash } from './audit.js';
 
 function reference(value: unknown): string {
   if (value === null || typeof value !== 'object') {
@@ -89,5 +89,37 @@ describe('canonicalJson', () => {
       canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: 'x' }, B: null, é: 2 }),
       '{"B":null,"a":{"c":"x","d":[3,{"y":2,"z":1}]},"b":1,"é":2}',
     );
+  });
+
+  it('hashes a row to be stored exactly as verification will hash it from the database', () => {
+    const samples: unknown[] = [
+      { type: 'statement', text: 'select 1', rows: 1, params: ['a', null], masked: undefined },
+      { nested: { z: [1, undefined, -0, 1e21, 0.1 + 0.2], a: new Date(Date.UTC(2025, 0, 1)) } },
+      { text: 'ünïcødé \u2028 "quoted" \\ \ud83d\ude00', buffer: Buffer.from('hi') },
+      'a string',
+      null,
+      undefined,
+      [],
+    ];
+    const at = new Date(Date.UTC(2025, 5, 6, 7, 8, 9, 10));
+    const receivedAt = new Date(at.getTime() + 5);
+    for (const data of samples) {
+      for (const ids of [
+        { sessionId: 's-1', agentId: 'a-1', seq: 42 },
+        { sessionId: null, agentId: null, seq: null },
+      ]) {
+        const row = { ...ids, type: 'statement' };
+        // What verification reads back: the JSON value jsonb stored.
+        const fromDatabase = JSON.parse(JSON.stringify(data ?? null)) as unknown;
+        assert.equal(
+          storedRowHash(
+            'f'.repeat(64),
+            { ...row, at: at.toISOString(), receivedAt: receivedAt.toISOString() },
+            canonicalJson(data),
+          ),
+          rowHash('f'.repeat(64), { ...row, at, receivedAt, data: fromDatabase }),
+        );
+      }
+    }
   });
 });
