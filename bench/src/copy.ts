@@ -16,6 +16,13 @@ import { type CopyCell, median, type PathName, ratio } from './report.js';
 const ROW_BYTES = 102;
 
 const TABLE = 'bench_copy';
+/**
+ * Runs per path at least: one COPY takes under a second, and on a shared 2-core machine the
+ * same path's runs differ by up to 1.7× from one second to the next (direct alone measured
+ * 135-253 MB/s in a row), so a median of two said more about the moment than the path.
+ */
+export const COPY_MIN_ROUNDS = 5;
+
 export const COPY_SQL = `copy (select * from ${TABLE}) to stdout`;
 
 export function createCopyTableSql(megabytes: number): string {

@@ -54,6 +54,10 @@ export interface HoopOptions {
   /** The bench's environment; HOOP_* variables in it are ignored. */
   readonly env: Env;
   readonly signal: AbortSignal;
+  /** The broker's store: this PostgreSQL (HOOP_DATABASE_URL) instead of the embedded one. */
+  readonly databaseUrl?: string;
+  /** Appended to the service names in logs, e.g. ` (postgres store)`. */
+  readonly label?: string;
 }
 
 interface BrokerReady {
@@ -82,15 +86,18 @@ export async function startHoop(services: Services, options: HoopOptions): Promi
     HOOP_LOG_LEVEL: 'warn',
   };
 
+  const label = options.label ?? '';
   const broker = services.start(
-    'broker',
+    `broker${label}`,
     process.execPath,
     [
       ...[...node, 'broker', 'start', '--listen', `${LOOPBACK}:0`],
       ...['--pg-listen', `${LOOPBACK}:0`],
       ...['--data-dir', join(options.tmpDir, 'broker'), '--json'],
     ],
-    baseEnv,
+    options.databaseUrl === undefined
+      ? baseEnv
+      : { ...baseEnv, HOOP_DATABASE_URL: options.databaseUrl },
   );
   const ready = await broker.waitFor<BrokerReady>(
     'its address',
@@ -117,11 +124,16 @@ export async function startHoop(services: Services, options: HoopOptions): Promi
     adminEnv,
     signal,
   );
-  const agent = services.start('agent', process.execPath, [...node, 'agent', 'start', '--json'], {
-    ...baseEnv,
-    HOOP_BROKER_URL: ready.url,
-    HOOP_AGENT_TOKEN: created.token,
-  });
+  const agent = services.start(
+    `agent${label}`,
+    process.execPath,
+    [...node, 'agent', 'start', '--json'],
+    {
+      ...baseEnv,
+      HOOP_BROKER_URL: ready.url,
+      HOOP_AGENT_TOKEN: created.token,
+    },
+  );
   await agent.waitFor(
     'a connection to the broker',
     jsonLine<StateEvent>((e) => e.event === 'state' && e.state === 'connected'),

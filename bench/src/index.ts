@@ -12,11 +12,11 @@
  * also on failure and on Ctrl-C (a second Ctrl-C kills the services at once).
  */
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, platform, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runCopyCase } from './copy.js';
+import { COPY_MIN_ROUNDS, runCopyCase } from './copy.js';
 import { BenchError, BenchErrorCode } from './errors.js';
 import { addConnection, nativeEndpoint, startHoop } from './hoop.js';
 import { runConnectMatrix, runSelectMatrix } from './matrix.js';
@@ -24,7 +24,14 @@ import { type BenchOptions, parseOptions, USAGE } from './options.js';
 import type { Endpoint } from './pgbench.js';
 import { startPgbouncer } from './pgbouncer.js';
 import { ALL_POLICIES, NO_POLICY } from './policies.js';
-import { answers, createBenchDatabase, dropDatabase, type PgServer, probe } from './postgres.js';
+import {
+  answers,
+  createBenchDatabase,
+  createEmptyDatabase,
+  dropDatabase,
+  type PgServer,
+  probe,
+} from './postgres.js';
 import { type Env, pollUntil, Services } from './processes.js';
 import {
   type BenchResults,
@@ -48,6 +55,8 @@ const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 const TARGET: PgServer = { host: '127.0.0.1', port: 5432, user: 'postgres' };
 const DATABASE = 'hoop_bench';
+/** The second scale run's broker store (dropped at the end). */
+const STORE_DATABASE = 'hoop_bench_store';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -88,6 +97,7 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
   const pgEnv: Env = { ...env, PGSSLMODE: 'disable' };
   const cleanups: (() => Promise<void>)[] = [];
   let databaseTouched = false;
+  let storeDatabaseTouched = false;
   try {
     const found = await probe(TARGET, pgEnv, signal);
     if (!found.ok) {
@@ -240,6 +250,7 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
     let connect: ConnectCell[] = [];
     let copy: CopyCell[] = [];
     let scale: ScaleResult | null = null;
+    let scaleOnPostgres: ScaleResult | null = null;
     let soak: SoakResult | null = null;
     if (wants('pgbench')) {
       pgbench = await runSelectMatrix(matrix);
@@ -249,14 +260,46 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
       copy = await runCopyCase({
         endpoints,
         megabytes: options.copyMB,
-        rounds: options.rounds,
+        rounds: Math.max(options.rounds, COPY_MIN_ROUNDS),
         env: pgEnv,
         signal,
         log,
       });
     }
     if (wants('scale')) {
-      scale = await runScaleCase(hoop, { sessions: options.sessions, user: TARGET.user, log });
+      scale = await runScaleCase(hoop, {
+        store: 'embedded',
+        sessions: options.sessions,
+        user: TARGET.user,
+        log,
+      });
+      // The same sessions with the broker on PostgreSQL: its memory without PGlite's.
+      await optional('scale with the broker on a PostgreSQL store', async () => {
+        await createEmptyDatabase(TARGET, STORE_DATABASE, pgEnv, signal);
+        storeDatabaseTouched = true;
+        const dir = join(tmpDir, 'postgres-store');
+        await mkdir(dir);
+        log('bench: scale: starting a second hoop whose broker stores in PostgreSQL…');
+        const onPostgres = await startHoop(services, {
+          repoRoot: REPO_ROOT,
+          tmpDir: dir,
+          env,
+          signal,
+          databaseUrl: `postgres://${TARGET.user}@${TARGET.host}:${TARGET.port}/${STORE_DATABASE}`,
+          label: ' (postgres store)',
+        });
+        try {
+          scaleOnPostgres = await runScaleCase(onPostgres, {
+            store: 'postgres',
+            sessions: options.sessions,
+            user: TARGET.user,
+            log,
+          });
+        } finally {
+          await onPostgres.agent.stop();
+          await onPostgres.broker.stop();
+        }
+      });
     }
     if (wants('soak') && policed !== undefined) {
       soak = await runSoak({
@@ -270,7 +313,7 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
       });
     }
 
-    const measured = { pgbench, connect, copy, scale };
+    const measured = { pgbench, connect, copy, scale, scaleOnPostgres };
     const results: BenchResults = {
       date: new Date().toISOString(),
       machine,
@@ -303,6 +346,11 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
     return err instanceof BenchError && err.code === BenchErrorCode.usage ? 2 : 1;
   } finally {
     await services.stopAll();
+    if (storeDatabaseTouched) {
+      await dropDatabase(TARGET, STORE_DATABASE, pgEnv).catch((err: Error) =>
+        log(`bench: could not drop database ${STORE_DATABASE}: ${err.message}`),
+      );
+    }
     if (databaseTouched) {
       await dropDatabase(TARGET, DATABASE, pgEnv).catch((err: Error) =>
         log(`bench: could not drop database ${DATABASE}: ${err.message}`),

@@ -46,16 +46,7 @@ export async function createBenchDatabase(
   env: Env,
   signal: AbortSignal,
 ): Promise<void> {
-  await checked(
-    'psql (create database)',
-    psql(
-      server,
-      'postgres',
-      ['-c', `DROP DATABASE IF EXISTS ${database}`, '-c', `CREATE DATABASE ${database}`],
-      env,
-      { timeoutMs: DDL_TIMEOUT_MS, signal },
-    ),
-  );
+  await createEmptyDatabase(server, database, env, signal);
   await checked(
     'pgbench -i',
     run(
@@ -69,6 +60,25 @@ export async function createBenchDatabase(
         database,
       ],
       { env, timeoutMs: INIT_TIMEOUT_MS, signal },
+    ),
+  );
+}
+
+/** Drops and re-creates `database`, empty. */
+export async function createEmptyDatabase(
+  server: PgServer,
+  database: string,
+  env: Env,
+  signal: AbortSignal,
+): Promise<void> {
+  await checked(
+    'psql (create database)',
+    psql(
+      server,
+      'postgres',
+      ['-c', `DROP DATABASE IF EXISTS ${database}`, '-c', `CREATE DATABASE ${database}`],
+      env,
+      { timeoutMs: DDL_TIMEOUT_MS, signal },
     ),
   );
 }

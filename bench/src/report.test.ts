@@ -8,6 +8,7 @@ import {
   median,
   type PgbenchCell,
   renderReport,
+  type ScaleResult,
 } from './report.js';
 
 describe('median', () => {
@@ -68,6 +69,7 @@ const measured = {
     { path: 'hoop-native' as const, seconds: [1.1], bytes: 100e6, mbPerS: 90.9, ratio: 0.91 },
   ],
   scale: {
+    store: 'embedded' as const,
     sessions: 1000,
     opened: 1000,
     openSeconds: 3,
@@ -103,6 +105,17 @@ describe('collectRatios and checkTargets', () => {
   });
 });
 
+const scaleOnPostgres: ScaleResult = {
+  store: 'postgres',
+  sessions: 1000,
+  opened: 1000,
+  openSeconds: 3,
+  target: 'fake',
+  processes: {
+    broker: { before: { rssKiB: 61440, fds: 30 }, idle: { rssKiB: 92160, fds: 31 } },
+  },
+};
+
 describe('renderReport', () => {
   const results: BenchResults = {
     date: '2025-01-01T00:00:00.000Z',
@@ -112,6 +125,7 @@ describe('renderReport', () => {
     paths: ['direct', 'hoop', 'hoop-native', 'hoop-policy'],
     skipped: [{ what: 'ssh -L path', reason: 'no sshd' }],
     ...measured,
+    scaleOnPostgres,
     soak: {
       seconds: 60,
       workload: 'pgbench -C',
@@ -127,7 +141,7 @@ describe('renderReport', () => {
       failures: ['agent RSS grew'],
     },
     ratios: collectRatios(measured),
-    targets: checkTargets(measured),
+    targets: checkTargets({ ...measured, scaleOnPostgres }),
   };
 
   it('prints tables, ratio lines, targets and what was skipped', () => {
@@ -157,6 +171,23 @@ describe('renderReport', () => {
     assert.match(
       text,
       /^\| broker \| 100\.0 MiB \| 130\.0 MiB \| 30\.7 KiB \| 30 \| 1030 \| n\/a \/ n\/a \|$/m,
+    );
+    // One scale table per store, and the RSS target for each.
+    assert.match(
+      text,
+      /^## Scale: 1000\/1000 idle sessions .*\(broker on its embedded store; fake\)/m,
+    );
+    assert.match(
+      text,
+      /^## Scale: 1000\/1000 idle sessions .*\(broker on a PostgreSQL store; fake\)/m,
+    );
+    assert.match(
+      text,
+      /^\| broker \| 60\.0 MiB \| 90\.0 MiB \| 30\.7 KiB \| 30 \| 31 \| n\/a \/ n\/a \|$/m,
+    );
+    assert.match(
+      text,
+      /^- ✓ 1000 idle sessions, broker RSS \(PostgreSQL store\): 94 MB \(want ≤ 150 MB \(1,000 sessions\)\)$/m,
     );
     assert.match(text, /^\| agent \| 50\.0 MiB → 100\.0 MiB \| 20 → 21 \| \*\*growing\*\* \|$/m);
     assert.match(text, /^soak: FAILED$/m);

@@ -20,6 +20,8 @@ const OPEN_TIMEOUT_MS = 30_000;
 const SETTLE_MS = 2000;
 
 export interface ScaleOptions {
+  /** Which store `hoop`'s broker runs on (reported with the numbers). */
+  readonly store: ScaleResult['store'];
   readonly sessions: number;
   readonly user: string;
   readonly log: (line: string) => void;
@@ -83,6 +85,7 @@ export async function runScaleCase(hoop: Hoop, o: ScaleOptions): Promise<ScaleRe
       };
     }
     return {
+      store: o.store,
       sessions: o.sessions,
       opened,
       openSeconds,
