@@ -132,14 +132,7 @@ export function rowHash(prevHash: string, row: HashedContent): string {
  */
 export function storedRowHash(
   prevHash: string,
-  row: {
-    readonly sessionId: string | null;
-    readonly agentId: string | null;
-    readonly seq: number | null;
-    readonly type: string;
-    readonly at: string;
-    readonly receivedAt: string;
-  },
+  row: Pick<AuditRecord, 'sessionId' | 'agentId' | 'seq' | 'type' | 'at' | 'receivedAt'>,
   dataJson: string,
 ): string {
   const content =
