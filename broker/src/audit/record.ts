@@ -6,7 +6,7 @@
 import type { Logger } from '@hoop/shared';
 import { appendChained, type ChainInput } from '../store/audit.js';
 import { nowOf, type StoreContext } from '../store/context.js';
-import { BUSY_LINGER, GroupCommit } from '../store/group-commit.js';
+import { brokerWrites, GroupCommit } from '../store/group-commit.js';
 
 export type BrokerAuditType =
   | 'login'
@@ -37,7 +37,7 @@ export function createAuditRecorder(ctx: StoreContext, logger: Logger): AuditRec
   // Events recorded while an append runs go together in the next one (see GroupCommit).
   const appends = new GroupCommit<ChainInput>(
     (rows) => appendChained(ctx, rows).then(() => undefined),
-    { maxItems: 500, linger: BUSY_LINGER, settler: ctx.writes },
+    brokerWrites(ctx.writes),
   );
   return async (event) => {
     const at = nowOf(ctx);

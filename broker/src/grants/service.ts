@@ -23,7 +23,7 @@ import {
   revokeGrant,
   toGrantInfo,
 } from '../store/grants.js';
-import { BUSY_LINGER, GroupCommit } from '../store/group-commit.js';
+import { brokerWrites, GroupCommit } from '../store/group-commit.js';
 import {
   defaultGrantLimits,
   GRANT_ALGORITHM,
@@ -94,11 +94,10 @@ export class GrantService {
   private readonly rows: GroupCommit<NewGrant>;
 
   constructor(private readonly options: GrantServiceOptions) {
-    this.rows = new GroupCommit((rows) => insertGrants(options.ctx, rows), {
-      maxItems: 500,
-      linger: BUSY_LINGER,
-      settler: options.ctx.writes,
-    });
+    this.rows = new GroupCommit(
+      (rows) => insertGrants(options.ctx, rows),
+      brokerWrites(options.ctx.writes),
+    );
     this.limits = { ...defaultGrantLimits, ...options.limits };
     this.issuer = options.issuer ?? GRANT_ISSUER;
     this.audience = options.audience ?? GRANT_AUDIENCE;

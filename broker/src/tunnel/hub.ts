@@ -30,7 +30,7 @@ import {
   type WebSocketLike,
 } from '@hoop/shared';
 import { type Authorizer, adminOnlyAuthorizer, type Caller } from '../identity/caller.js';
-import { BUSY_LINGER, GroupCommit, type WriteSettler } from '../store/group-commit.js';
+import { brokerWrites, GroupCommit, type WriteSettler } from '../store/group-commit.js';
 import { ResolveCache } from './resolve-cache.js';
 import { Route, RouteState } from './route.js';
 
@@ -213,11 +213,10 @@ export class Hub {
     this.sessionEnds =
       endSessions === undefined
         ? undefined
-        : new GroupCommit((ends) => endSessions(ends).then(() => undefined), {
-            maxItems: 500,
-            linger: BUSY_LINGER,
-            settler: options.writes,
-          });
+        : new GroupCommit(
+            (ends) => endSessions(ends).then(() => undefined),
+            brokerWrites(options.writes),
+          );
     this.resolved = new ResolveCache({
       load: (name) => store.resolveConnectionTarget(name),
       // A store that cannot say when connections change is asked every time.
