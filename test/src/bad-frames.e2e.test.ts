@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { EARLY_DATA_MAX_BYTES } from '@hoop/shared';
 import { Deployment } from './support/deployment.js';
 import type { ConnectProcess } from './support/hoop.js';
 import { psqlValue } from './support/psql.js';
@@ -202,6 +203,26 @@ describe('bad frames on the broker tunnel endpoints', { timeout: 180_000 }, () =
     assert.equal(outcome.code, 4007, `close code (reason "${outcome.reason}")`);
     assert.equal(outcome.reason, 'WINDOW_EXCEEDED');
     assert.equal(outcome.error?.code, 'WINDOW_EXCEEDED');
+  });
+
+  test(`/v1/tunnel: more than ${EARLY_DATA_MAX_BYTES} bytes before open-ok → 4002 FRAME_MALFORMED`, async () => {
+    const outcome = await probe({
+      brokerUrl: d!.broker.url,
+      path: '/v1/tunnel',
+      token: d!.broker.adminToken,
+      handshake: 'cli',
+      open: 'pg',
+      early: true,
+      send: [
+        frame(Kind.data, 1, Buffer.alloc(EARLY_DATA_MAX_BYTES)),
+        frame(Kind.data, 1, Buffer.alloc(1)),
+      ],
+    });
+    const hello = outcome.received.find((m) => m.t === 'hello');
+    assert.equal(hello?.t === 'hello' && hello.earlyData, true, 'the broker offers early data');
+    assert.equal(outcome.code, 4002, `close code (reason "${outcome.reason}")`);
+    assert.equal(outcome.error?.code, 'FRAME_MALFORMED');
+    assert.match(outcome.error?.message ?? '', /before it opened/);
   });
 
   test('/v1/tunnel refuses an agent token, /v1/agent refuses a user token (401)', async () => {

@@ -11,7 +11,9 @@ import {
   type ConnectionTarget,
   type ControlMessage,
   decodeWindow,
+  EARLY_DATA_MAX_BYTES,
   errorBodyOf,
+  FRAME_HEADER_BYTES,
   type Frame,
   FrameConnection,
   FrameKind,
@@ -137,6 +139,11 @@ interface ClientLink {
   readonly routes: Map<number, Route>;
   /** Streams whose open is still being looked up. */
   readonly opening: Set<number>;
+  /**
+   * DATA the client sent on a stream before its session row was stored (the hello offers
+   * `earlyData`): copies of the frames, passed to the agent once the row exists.
+   */
+  readonly early: Map<number, { frames: Buffer[]; bytes: number }>;
 }
 
 /**
@@ -292,15 +299,20 @@ export class Hub {
       tunnel,
       routes: new Map(),
       opening: new Set(),
+      early: new Map(),
     };
     this.clients.add(link);
-    tunnel.start({
-      onFrame: (frame, control) => this.fromClient(link, frame, control),
-      onClose: () => {
-        this.clients.delete(link);
-        for (const route of [...link.routes.values()]) this.endRoute(route, undefined, 'client');
+    tunnel.start(
+      {
+        onFrame: (frame, control) => this.fromClient(link, frame, control),
+        onClose: () => {
+          this.clients.delete(link);
+          link.early.clear();
+          for (const route of [...link.routes.values()]) this.endRoute(route, undefined, 'client');
+        },
       },
-    });
+      { earlyData: true },
+    );
   }
 
   /**
@@ -379,14 +391,23 @@ export class Hub {
         return;
       }
       link.opening.add(frame.stream);
-      void this.open(link, frame.stream, control).finally(() => link.opening.delete(frame.stream));
+      void this.open(link, frame.stream, control).finally(() => {
+        link.opening.delete(frame.stream);
+        link.early.delete(frame.stream);
+      });
+      return;
+    }
+    if (frame.kind === FrameKind.data && route?.stored !== true) {
+      // Early data: the open is still being looked up, or its session row still being stored.
+      if (
+        route === undefined ? link.opening.has(frame.stream) : route.state === RouteState.opening
+      ) {
+        this.holdEarly(link, frame);
+      }
       return;
     }
     if (route === undefined || route.state === RouteState.closed) return; // closed in flight
     if (frame.kind === FrameKind.data) {
-      if (route.state !== RouteState.open) {
-        throw new HoopError('FRAME_MALFORMED', `data on stream ${frame.stream} before it opened`);
-      }
       route.carry('up', frame.body.length);
       this.forward(frame, route.agent.tunnel, route.agent.stream);
     } else if (frame.kind === FrameKind.window) {
@@ -573,7 +594,44 @@ export class Hub {
       return;
     }
     route.stored = true;
+    this.passEarly(link, clientStream, route);
     if (route.agentReady) this.completeOpen(route);
+  }
+
+  /** Keeps a copy of DATA sent before the session row was stored (at most EARLY_DATA_MAX_BYTES). */
+  private holdEarly(link: ClientLink, frame: Frame): void {
+    let early = link.early.get(frame.stream);
+    if (early === undefined) {
+      early = { frames: [], bytes: 0 };
+      link.early.set(frame.stream, early);
+    }
+    early.bytes += frame.body.length;
+    if (early.bytes > EARLY_DATA_MAX_BYTES) {
+      throw new HoopError(
+        'FRAME_MALFORMED',
+        `more than ${EARLY_DATA_MAX_BYTES} bytes of data on stream ${frame.stream} before it opened`,
+      );
+    }
+    early.frames.push(Buffer.from(frame.raw));
+  }
+
+  /**
+   * The session row is stored: what the client sent early goes to the agent now (after the
+   * open-session it already has), and later data flows straight through.
+   */
+  private passEarly(link: ClientLink, clientStream: number, route: Route): void {
+    const early = link.early.get(clientStream);
+    link.early.delete(clientStream);
+    if (early === undefined || route.state === RouteState.closed) return;
+    try {
+      for (const raw of early.frames) {
+        route.carry('up', raw.length - FRAME_HEADER_BYTES);
+        rewriteStream(raw, route.agent.stream);
+        route.agent.tunnel.sendEncoded(raw);
+      }
+    } catch (err) {
+      this.abortRoute(route, toHoopError(err));
+    }
   }
 
   /** Tells the client its stream is open, then passes on what the agent sent meanwhile. */

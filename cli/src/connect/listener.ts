@@ -96,17 +96,19 @@ export class ConnectListener {
     const client = `${socket.remoteAddress}:${socket.remotePort}`;
     // The open and the client's encryption negotiation run side by side: by the time the agent
     // has opened the session, the client has usually sent its StartupMessage already.
-    const opening = this.options.tunnel.open({
-      t: 'open',
-      connection: this.options.connection,
-      client,
-    });
     const preamble =
       this.options.type === 'postgres'
         ? answerPostgresEncryption(socket)
         : Promise.resolve(Buffer.alloc(0));
+    // The StartupMessage rides along as early data when it comes before the broker's answer:
+    // the broker passes it to the agent as soon as the session is recorded, so the target's
+    // reply does not wait for open-ok to cross back to here first.
+    const opening = this.options.tunnel.open(
+      { t: 'open', connection: this.options.connection, client },
+      preamble,
+    );
     opening
-      .then(({ stream, session }) => {
+      .then(({ stream, session, earlySent }) => {
         this.opened++;
         this.options.logger.debug('stream open', { session, client });
         stream.on('error', () => {});
@@ -126,7 +128,7 @@ export class ConnectListener {
             socket.destroy();
             return;
           }
-          if (held.length > 0) stream.write(held);
+          if (held.length > 0 && !earlySent) stream.write(held);
           pipeline(socket, stream, socket, () => {
             if (!stream.destroyed) stream.destroy();
           });

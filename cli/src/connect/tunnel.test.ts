@@ -15,7 +15,7 @@ import {
   startTestBroker,
   type TestBroker,
 } from '@hoop/broker/testing';
-import { HoopError, type TunnelStream } from '@hoop/shared';
+import { EARLY_DATA_MAX_BYTES, HoopError, type TunnelStream } from '@hoop/shared';
 
 /** The echo engine that also records an audit statement for data starting `audit:`. */
 class AuditingEchoEngine extends EchoEngine {
@@ -39,6 +39,17 @@ class AuditingEchoEngine extends EchoEngine {
 class BannerEngine extends EchoEngine {
   override serve(session: EngineSession): Promise<void> {
     session.client.write('banner\n');
+    return super.serve(session);
+  }
+}
+
+/** Echo that notes when the first byte of a session reached the engine. */
+class FirstByteEngine extends EchoEngine {
+  firstByteAt: number | undefined;
+  override serve(session: EngineSession): Promise<void> {
+    session.client.once('data', () => {
+      this.firstByteAt ??= Date.now();
+    });
     return super.serve(session);
   }
 }
@@ -233,5 +244,91 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
       store.createSession = createSession;
       client.close();
     }
+  });
+
+  describe('early data (the client speaks before open-ok)', () => {
+    const first = new FirstByteEngine();
+
+    before(async () => {
+      await t.startAgent('early-agent', { engines: echoEngines(first) });
+      await addEchoConnection(broker, 'early', 'early-agent');
+    });
+
+    it('holds bytes sent with the open until the session row is stored, then delivers them once, in order', async () => {
+      const store = broker.store;
+      const createSession = store.createSession.bind(store);
+      let storedAt: number | undefined;
+      store.createSession = async (input) => {
+        await new Promise((r) => setTimeout(r, 300));
+        const row = await createSession(input);
+        storedAt = Date.now();
+        return row;
+      };
+      first.firstByteAt = undefined;
+      const client = t.tunnel();
+      try {
+        const endpoint = await client.ready();
+        assert.equal((await endpoint.ready()).earlyData, true, 'the broker offers early data');
+        const opened = await client.open(
+          { t: 'open', connection: 'early' },
+          Promise.resolve(Buffer.from('hello-')),
+        );
+        assert.equal(opened.earlySent, true, 'the bytes went before open-ok');
+        assert.ok(storedAt !== undefined && first.firstByteAt !== undefined);
+        assert.ok(
+          first.firstByteAt >= storedAt,
+          `the agent got the first byte ${storedAt - first.firstByteAt} ms before the row was stored`,
+        );
+        const reading = collect(opened.stream, 'hello-world'.length);
+        opened.stream.write('world');
+        assert.equal((await reading).toString(), 'hello-world');
+        assert.equal((await store.getSession(opened.session)).status, 'open');
+        opened.stream.destroy();
+      } finally {
+        store.createSession = createSession;
+        client.close();
+      }
+    });
+
+    it('leaves bytes that come after open-ok, or that are too many, to the caller', async () => {
+      const client = t.tunnel();
+      try {
+        const late = await client.open(
+          { t: 'open', connection: 'early' },
+          new Promise<Buffer>((resolve) => setTimeout(() => resolve(Buffer.from('late')), 500)),
+        );
+        assert.equal(late.earlySent, false);
+        late.stream.destroy();
+
+        const big = randomBytes(EARLY_DATA_MAX_BYTES + 1);
+        const opened = await client.open({ t: 'open', connection: 'early' }, Promise.resolve(big));
+        assert.equal(opened.earlySent, false, 'more than EARLY_DATA_MAX_BYTES waits for open-ok');
+        const reading = collect(opened.stream, big.length);
+        opened.stream.write(big);
+        assert.equal(digest(await reading), digest(big));
+        opened.stream.destroy();
+      } finally {
+        client.close();
+      }
+    });
+
+    it('drops early bytes of an open that fails, and the tunnel goes on', async () => {
+      const client = t.tunnel();
+      try {
+        await assert.rejects(
+          client.open({ t: 'open', connection: 'nope' }, Promise.resolve(Buffer.from('secret'))),
+          (e) => e instanceof HoopError && e.code === 'CONNECTION_NOT_FOUND',
+        );
+        const { stream } = await client.open(
+          { t: 'open', connection: 'early' },
+          Promise.resolve(Buffer.from('next')),
+        );
+        const reading = collect(stream, 4);
+        assert.equal((await reading).toString(), 'next');
+        stream.destroy();
+      } finally {
+        client.close();
+      }
+    });
   });
 });

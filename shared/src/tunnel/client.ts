@@ -73,9 +73,13 @@ export class TunnelClient {
     return this.connecting;
   }
 
-  async open(message: OpenConnectionMessage): Promise<{ stream: TunnelStream; session: string }> {
+  /** See TunnelEndpoint.open (`early`: the client's first bytes, sent early when they can be). */
+  async open(
+    message: OpenConnectionMessage,
+    early?: Promise<Buffer>,
+  ): Promise<{ stream: TunnelStream; session: string; earlySent: boolean }> {
     const endpoint = await this.ready();
-    return endpoint.open(message);
+    return endpoint.open(message, early);
   }
 
   close(): void {

@@ -42,6 +42,15 @@ export interface FrameConnectionOptions {
   readonly name?: string;
 }
 
+/** What this side's hello says beyond the protocol version, its role and its frame limit. */
+export interface HelloOptions {
+  /** Per-stream window this side grants (default: the limits' window). */
+  readonly window?: number;
+  readonly name?: string;
+  /** Broker only: it holds a client's early DATA (see HelloMessage.earlyData). */
+  readonly earlyData?: boolean;
+}
+
 export interface FrameConnectionHandlers {
   /** A valid peer hello arrived; the connection is ready. */
   onReady?(peer: HelloMessage): void;
@@ -58,6 +67,7 @@ export class FrameConnection {
   private readonly heartbeat: Heartbeat;
   private closeError: HoopError | undefined;
   private handlers: FrameConnectionHandlers | undefined;
+  private helloOptions: HelloOptions | undefined;
   peer: HelloMessage | undefined;
 
   constructor(
@@ -90,10 +100,14 @@ export class FrameConnection {
     ws.on('close', (code, reason) => this.closed(code, reason.toString('utf8')));
   }
 
-  /** Attach handlers and, on the client side, send the hello. */
-  start(handlers: FrameConnectionHandlers, hello?: Omit<HelloMessage, 't' | 'version'>): void {
+  /**
+   * Attach handlers and, on the client side, send the hello (the server answers the peer's
+   * hello with its own, built from the same options).
+   */
+  start(handlers: FrameConnectionHandlers, hello?: HelloOptions): void {
     this.handlers = handlers;
-    if (this.options.side === 'client') this.sendHello(hello);
+    this.helloOptions = hello;
+    if (this.options.side === 'client') this.sendHello();
   }
 
   get state(): ConnectionState {
@@ -142,14 +156,16 @@ export class FrameConnection {
     this.closed(error?.wsCloseCode ?? 1000, error?.code ?? 'closed');
   }
 
-  private sendHello(partial?: Omit<HelloMessage, 't' | 'version'>): void {
+  private sendHello(): void {
+    const own = this.helloOptions;
     const hello: HelloMessage = {
       t: 'hello',
       version: PROTOCOL_VERSION,
       role: this.options.role,
-      window: partial?.window ?? this.options.limits.window,
+      window: own?.window ?? this.options.limits.window,
       maxFrameBytes: this.options.limits.maxFrameBytes,
-      ...(partial?.name === undefined ? {} : { name: partial.name }),
+      ...(own?.name === undefined ? {} : { name: own.name }),
+      ...(own?.earlyData === true ? { earlyData: true } : {}),
     };
     this.sendControl(TUNNEL_STREAM, hello);
     this.sender.flush();

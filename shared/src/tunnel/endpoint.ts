@@ -10,7 +10,7 @@ import { HoopError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { ConnectionState, FrameConnection } from './connection.js';
 import { decodeWindow, type Frame, FrameKind, MAX_STREAM_ID, TUNNEL_STREAM } from './frame.js';
-import type { TunnelLimits } from './limits.js';
+import { EARLY_DATA_MAX_BYTES, type TunnelLimits } from './limits.js';
 import {
   type ControlMessage,
   type HelloMessage,
@@ -83,9 +83,7 @@ export class TunnelEndpoint extends EventEmitter<TunnelEndpointEvents> implement
         onClose: (err) => this.onClose(err),
       },
       {
-        role: options.role,
         window: options.limits.window,
-        maxFrameBytes: options.limits.maxFrameBytes,
         ...(options.name === undefined ? {} : { name: options.name }),
       },
     );
@@ -107,9 +105,19 @@ export class TunnelEndpoint extends EventEmitter<TunnelEndpointEvents> implement
   /**
    * Opens a stream to a connection (CLI side). Resolves with the stream once the agent has
    * accepted it (open-ok), rejects with the typed open-error otherwise.
+   *
+   * `early`: the client's first bytes, when they may come while the open is in flight (a
+   * Postgres StartupMessage). If they arrive before the broker has answered, and the broker
+   * holds early data (its hello says `earlyData`), they are written to the stream at once: the
+   * broker passes them to the agent as soon as the session is recorded, instead of the client
+   * sending them after open-ok. `earlySent` says whether they went; if not, the caller writes
+   * them itself (on open-ok) or still has them for a refusal.
    */
-  async open(message: OpenConnectionMessage): Promise<{ stream: TunnelStream; session: string }> {
-    await this.readyPromise;
+  async open(
+    message: OpenConnectionMessage,
+    early?: Promise<Buffer>,
+  ): Promise<{ stream: TunnelStream; session: string; earlySent: boolean }> {
+    const hello = await this.readyPromise;
     if (this.streams.size >= this.options.limits.maxStreams) {
       throw new HoopError(
         'TOO_MANY_STREAMS',
@@ -124,11 +132,23 @@ export class TunnelEndpoint extends EventEmitter<TunnelEndpointEvents> implement
       StreamState.opening,
     );
     this.streams.set(id, stream);
+    let earlySent = false;
     const session = await new Promise<string>((resolve, reject) => {
       this.pendingOpens.set(id, { resolve, reject });
       this.connection.sendControl(id, message);
+      if (early === undefined || hello.earlyData !== true) return;
+      early.then(
+        (bytes) => {
+          // Only while the open is unanswered: after open-ok the caller writes them in order.
+          if (!this.pendingOpens.has(id) || stream.destroyed) return;
+          if (bytes.length === 0 || bytes.length > EARLY_DATA_MAX_BYTES) return;
+          earlySent = true;
+          stream.write(bytes);
+        },
+        () => {},
+      );
     });
-    return { stream, session };
+    return { stream, session, earlySent };
   }
 
   close(error?: HoopError): void {

@@ -4,6 +4,7 @@ export {
   FrameConnection,
   type FrameConnectionHandlers,
   type FrameConnectionOptions,
+  type HelloOptions,
 } from './connection.js';
 export { TunnelEndpoint, type TunnelEndpointOptions } from './endpoint.js';
 export {
@@ -20,7 +21,12 @@ export {
   TUNNEL_STREAM,
 } from './frame.js';
 export { Heartbeat } from './heartbeat.js';
-export { defaultTunnelLimits, resolveLimits, type TunnelLimits } from './limits.js';
+export {
+  defaultTunnelLimits,
+  EARLY_DATA_MAX_BYTES,
+  resolveLimits,
+  type TunnelLimits,
+} from './limits.js';
 export { MemorySocket } from './memory-socket.js';
 export {
   type AuditAckMessage,

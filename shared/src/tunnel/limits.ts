@@ -19,6 +19,13 @@ export interface TunnelLimits {
   readonly heartbeatMs: number;
 }
 
+/**
+ * Most bytes a client may send on a stream before its open-ok (HelloMessage.earlyData). The
+ * CLI sends a Postgres client's StartupMessage that way (PostgreSQL takes at most 10,000 bytes
+ * for one), saving a round trip between CLI and broker on every new connection.
+ */
+export const EARLY_DATA_MAX_BYTES = 16 * 1024;
+
 export const defaultTunnelLimits: TunnelLimits = {
   maxFrameBytes: 256 * 1024,
   window: 1024 * 1024,

@@ -7,6 +7,14 @@ import { type ControlMessage, decodeControl, encodeControl, PROTOCOL_VERSION } f
 
 const samples: ControlMessage[] = [
   { t: 'hello', version: PROTOCOL_VERSION, role: 'cli', window: 1024, maxFrameBytes: 4096 },
+  {
+    t: 'hello',
+    version: PROTOCOL_VERSION,
+    role: 'broker',
+    window: 1024,
+    maxFrameBytes: 4096,
+    earlyData: true,
+  },
   { t: 'open', connection: 'demo', client: '127.0.0.1:5555' },
   {
     t: 'open-session',
@@ -46,6 +54,20 @@ describe('control messages', () => {
     assert.throws(
       () =>
         decodeControl(pack({ t: 'hello', version: '1', role: 'cli', window: 1, maxFrameBytes: 1 })),
+      isMalformed,
+    );
+    assert.throws(
+      () =>
+        decodeControl(
+          pack({
+            t: 'hello',
+            version: PROTOCOL_VERSION,
+            role: 'broker',
+            window: 1,
+            maxFrameBytes: 1,
+            earlyData: 'yes',
+          }),
+        ),
       isMalformed,
     );
     assert.throws(

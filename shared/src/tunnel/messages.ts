@@ -23,6 +23,12 @@ export interface HelloMessage {
   readonly window: number;
   readonly maxFrameBytes: number;
   readonly name?: string;
+  /**
+   * Broker → client: DATA a client sends on a stream before its open-ok (at most
+   * EARLY_DATA_MAX_BYTES) is held by the broker and passed to the agent once the session is
+   * recorded, instead of being refused. A client sends early data only to a broker that says so.
+   */
+  readonly earlyData?: boolean;
 }
 
 /** CLI → broker: open a stream to a connection. */
@@ -235,6 +241,9 @@ export function decodeControl(body: Buffer): ControlMessage {
       int(o, 'window');
       int(o, 'maxFrameBytes');
       str(o, 'name', true);
+      if (o['earlyData'] !== undefined && typeof o['earlyData'] !== 'boolean') {
+        throw malformed('field earlyData must be a boolean');
+      }
       break;
     case 'open':
       str(o, 'connection');

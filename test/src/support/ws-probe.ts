@@ -89,6 +89,8 @@ export function probe(options: {
   handshake?: 'agent' | 'cli';
   /** After the handshake, open stream 1 to this connection and wait for open-ok (CLI only). */
   open?: string;
+  /** With `open`: send right after the open frame, without waiting for open-ok (early data). */
+  early?: boolean;
   timeoutMs?: number;
 }): Promise<ProbeOutcome> {
   return new Promise<ProbeOutcome>((resolve, reject) => {
@@ -131,9 +133,14 @@ export function probe(options: {
         received.push(control);
         if (control.t === 'hello' && options.handshake !== undefined) {
           if (options.open === undefined) sendAll();
-          else ws.send(openFrame(options.open), { binary: true });
+          else {
+            ws.send(openFrame(options.open), { binary: true });
+            if (options.early === true) sendAll();
+          }
         }
-        if (control.t === 'open-ok' && options.open !== undefined) sendAll();
+        if (control.t === 'open-ok' && options.open !== undefined && options.early !== true) {
+          sendAll();
+        }
       }
     });
     ws.on('close', (code, reason) => {
