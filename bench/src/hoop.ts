@@ -200,17 +200,39 @@ export async function addConnection(
       signal,
     );
   }
+  return startConnect(hoop, name, adminEnv, `connect ${name}`);
+}
+
+/**
+ * Another `hoop connect` for connection `name` whose tunnel goes to `brokerUrl` (the broker
+ * behind a slow link, say) instead of the broker's own address.
+ */
+export function connectVia(
+  hoop: Hoop,
+  name: string,
+  brokerUrl: string,
+  service: string,
+): Promise<HoopConnection> {
+  return startConnect(hoop, name, { ...hoop.adminEnv, HOOP_BROKER_URL: brokerUrl }, service);
+}
+
+async function startConnect(
+  hoop: Hoop,
+  name: string,
+  env: Env,
+  service: string,
+): Promise<HoopConnection> {
   const connect = hoop.services.start(
-    `connect ${name}`,
+    service,
     process.execPath,
-    [...node, 'connect', name, '--port', '0', '--json'],
-    adminEnv,
+    [...hoop.node, 'connect', name, '--port', '0', '--json'],
+    env,
   );
   const listening = await connect.waitFor<{ port: number }>(
     'its local port',
     jsonDocument,
     READY_TIMEOUT_MS,
-    signal,
+    hoop.signal,
   );
   return { name, port: listening.port, connect };
 }

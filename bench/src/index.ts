@@ -4,7 +4,8 @@
  * `hoop connect` and straight through the broker's native Postgres endpoint, and hoop with
  * guardrails + masking + recording — alternating paths within every round:
  * pgbench -S (simple/prepared, several client counts, p50/p99 from -l logs), connection setup
- * (-C), COPY out; then hoop alone: idle sessions at scale and a soak that fails on growth.
+ * (-C), COPY out; connection setup again with a slow link (--rtt) on each path's far leg
+ * (wan); then hoop alone: idle sessions at scale and a soak that fails on growth.
  * Prints markdown and ratio lines, writes bench/results/latest.json. Skips (exit 0) when
  * PostgreSQL is not there; skips a path, with the reason, when its tools cannot be installed.
  *
@@ -44,12 +45,14 @@ import {
   renderReport,
   type ScaleResult,
   type SoakResult,
+  type WanResult,
   writeResults,
 } from './report.js';
 import { runScaleCase } from './scale.js';
 import { runSoak } from './soak.js';
-import { startSshTunnel } from './ssh.js';
+import { type SshTunnel, startSshTunnel } from './ssh.js';
 import { ensureTools } from './tools.js';
+import { runWanCase } from './wan.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
@@ -115,6 +118,8 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
     };
     const wants = (c: BenchOptions['only'][number]) => options.only.includes(c);
     const comparing = wants('pgbench') || wants('copy');
+    /** The paths on loopback (pgbench, copy), or the same paths over a slow link (wan). */
+    const paths = comparing || wants('wan');
     process.stdout.write(
       `# hoop bench${options.quick ? ' (--quick)' : ''}: ${options.only.join(', ')}\n\n` +
         `Machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.totalMemMiB} MiB, node ${machine.node}, ${machine.platform}.\n` +
@@ -125,7 +130,7 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
 
     const tmpDir = await mkdtemp(join(tmpdir(), 'hoop-bench-'));
     cleanups.push(() => rm(tmpDir, { recursive: true, force: true }));
-    if (comparing || wants('soak')) {
+    if (paths || wants('soak')) {
       log(`bench: creating database ${DATABASE} (pgbench -i -s ${options.scale})…`);
       databaseTouched = true;
       await createBenchDatabase(TARGET, DATABASE, options.scale, pgEnv, signal);
@@ -157,6 +162,7 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
       }
     };
 
+    let ssh: SshTunnel | undefined;
     if (comparing) {
       await optional('pgbouncer path', async () => {
         const tools = await ensureTools(
@@ -181,6 +187,8 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
           ),
         );
       });
+    }
+    if (paths) {
       await optional('ssh -L path', async () => {
         const tools = await ensureTools(
           [
@@ -198,7 +206,7 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
           ssh: tools.paths['ssh'] as string,
           'ssh-keygen': tools.paths['ssh-keygen'] as string,
         };
-        const tunnel = await startSshTunnel(services, {
+        ssh = await startSshTunnel(services, {
           paths,
           tmpDir,
           target: TARGET,
@@ -206,16 +214,17 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
           env: pgEnv,
           signal,
         });
-        cleanups.push(tunnel.cleanup);
-        endpoints.set('ssh', local(tunnel.port));
+        cleanups.push(ssh.cleanup);
+        if (comparing) endpoints.set('ssh', local(ssh.port));
       });
     }
 
     log('bench: starting hoop (broker, agent, one hoop connect per connection)…');
     const hoop = await startHoop(services, { repoRoot: REPO_ROOT, tmpDir, env, signal });
     let policed: Awaited<ReturnType<typeof addConnection>> | undefined;
-    if (comparing) {
-      const raw = await addConnection(hoop, 'bench-raw', TARGET, DATABASE, NO_POLICY);
+    let raw: Awaited<ReturnType<typeof addConnection>> | undefined;
+    if (paths) raw = await addConnection(hoop, 'bench-raw', TARGET, DATABASE, NO_POLICY);
+    if (comparing && raw !== undefined) {
       endpoints.set('hoop', local(raw.port));
       endpoints.set('hoop-native', nativeEndpoint(hoop, raw.name, DATABASE));
     }
@@ -249,6 +258,7 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
     let pgbench: PgbenchCell[] = [];
     let connect: ConnectCell[] = [];
     let copy: CopyCell[] = [];
+    let wan: WanResult | null = null;
     let scale: ScaleResult | null = null;
     let scaleOnPostgres: ScaleResult | null = null;
     let soak: SoakResult | null = null;
@@ -264,6 +274,24 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
         env: pgEnv,
         signal,
         log,
+      });
+    }
+    if (wants('wan') && raw !== undefined) {
+      wan = await runWanCase({
+        rttMs: options.rttMs,
+        hoop,
+        connection: raw.name,
+        ssh,
+        target: TARGET,
+        database: DATABASE,
+        rounds: options.rounds,
+        durationS: options.durationS,
+        cpus: machine.cpus,
+        logDir: join(tmpDir, 'pgbench-logs-wan'),
+        env: pgEnv,
+        signal,
+        log,
+        cleanups,
       });
     }
     if (wants('scale')) {
@@ -322,6 +350,7 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
       paths: [...endpoints.keys()],
       skipped,
       ...measured,
+      wan,
       soak,
       ratios: collectRatios(measured),
       targets: checkTargets(measured),

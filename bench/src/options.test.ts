@@ -11,7 +11,9 @@ describe('parseOptions', () => {
     assert.deepEqual(options.clients, [1, 8, 32]);
     assert.equal(options.soakS, 60);
     assert.equal(options.sessions, 1000);
+    assert.equal(options.rttMs, 20);
     assert.deepEqual(options.only, CASES);
+    assert.equal(parseOptions(['--rtt', '50'], {}).rttMs, 50);
   });
 
   it('--quick shortens everything, and explicit flags still win', () => {
@@ -24,6 +26,7 @@ describe('parseOptions', () => {
   it('--only selects cases, in the bench order', () => {
     assert.deepEqual(parseOptions(['--only', 'soak,pgbench'], {}).only, ['pgbench', 'soak']);
     assert.deepEqual(parseOptions(['--only=copy, scale'], {}).only, ['copy', 'scale']);
+    assert.deepEqual(parseOptions(['--only', 'scale,wan'], {}).only, ['wan', 'scale']);
   });
 
   it('takes the environment, and flags over it', () => {
@@ -43,6 +46,8 @@ describe('parseOptions', () => {
       ['--duration', 'ten'],
       ['--rounds', '1'],
       ['--soak', '2'],
+      ['--rtt', '1'],
+      ['--rtt', '-5'],
       ['--only', 'ssh'],
       ['--only', ','],
       ['--clients', '3'],

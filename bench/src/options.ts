@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { BenchError, BenchErrorCode } from './errors.js';
 
-export const CASES = ['pgbench', 'copy', 'scale', 'soak'] as const;
+export const CASES = ['pgbench', 'copy', 'wan', 'scale', 'soak'] as const;
 export type CaseName = (typeof CASES)[number];
 
 export interface BenchOptions {
@@ -21,6 +21,8 @@ export interface BenchOptions {
   readonly sessions: number;
   /** Seconds of the soak. */
   readonly soakS: number;
+  /** Round-trip time of the slow link in the wan case, ms (half of it each way). */
+  readonly rttMs: number;
   /** Cases to run, in this order. */
   readonly only: readonly CaseName[];
   readonly quick: boolean;
@@ -37,6 +39,7 @@ export const DEFAULTS = {
   copyMB: 100,
   sessions: 1000,
   soakS: 60,
+  rttMs: 20,
 } as const;
 
 /** `--quick`: a smoke run of every case in about two minutes. */
@@ -48,19 +51,21 @@ export const QUICK = {
   copyMB: 10,
   sessions: 200,
   soakS: 10,
+  rttMs: 20,
 } as const;
 
 /** Alternation needs at least two runs of each path to say anything about noise. */
 export const MIN_ROUNDS = 2;
 
-export const USAGE = `usage: npm run bench -- [--quick] [--only pgbench,copy,scale,soak] [--duration S]
-                        [--rounds N] [--soak S] [--sessions N] [--verbose]
+export const USAGE = `usage: npm run bench -- [--quick] [--only pgbench,copy,wan,scale,soak] [--duration S]
+                        [--rounds N] [--soak S] [--sessions N] [--rtt MS] [--verbose]
 
 Compares, in alternation, paths to the local PostgreSQL (127.0.0.1:5432, user postgres):
 direct, pgbouncer (session mode), ssh -L through a local sshd, hoop without policy (raw relay)
 through hoop connect and through the broker's native Postgres endpoint, and hoop with
 guardrails + masking + recording. Prints markdown tables and ratios against direct, and writes
-bench/results/latest.json.
+bench/results/latest.json. The wan case measures connection setup with a slow link (--rtt) on
+the far leg of each path: direct to PostgreSQL, ssh to sshd, hoop connect and psql to the broker.
 
   --quick        smoke run: ${QUICK.durationS} s per pgbench run, -c ${QUICK.clients.join('/')} only, ${QUICK.copyMB} MB COPY,
                  ${QUICK.sessions} idle sessions, ${QUICK.soakS} s soak
@@ -69,6 +74,7 @@ bench/results/latest.json.
   --rounds N     runs per path, at least ${MIN_ROUNDS} (default ${DEFAULTS.rounds}, env HOOP_BENCH_ROUNDS)
   --soak S       seconds of the soak (default ${DEFAULTS.soakS}, env HOOP_BENCH_SOAK)
   --sessions N   idle sessions in the scale case (default ${DEFAULTS.sessions})
+  --rtt MS       round trip of the slow link in the wan case (default ${DEFAULTS.rttMs})
   --verbose      show the services' warnings
   -h, --help     this text`;
 
@@ -81,6 +87,7 @@ export function parseOptions(
     rounds?: string;
     soak?: string;
     sessions?: string;
+    rtt?: string;
     only?: string;
     quick?: boolean;
     verbose?: boolean;
@@ -96,6 +103,7 @@ export function parseOptions(
         rounds: { type: 'string' },
         soak: { type: 'string' },
         sessions: { type: 'string' },
+        rtt: { type: 'string' },
         only: { type: 'string' },
         quick: { type: 'boolean' },
         verbose: { type: 'boolean' },
@@ -119,6 +127,7 @@ export function parseOptions(
     sessions:
       values.sessions === undefined ? base.sessions : wholeNumber('--sessions', values.sessions, 1),
     soakS: soak === undefined ? base.soakS : wholeNumber('--soak', soak, 5),
+    rttMs: values.rtt === undefined ? base.rttMs : wholeNumber('--rtt', values.rtt, 2),
     only: values.only === undefined ? CASES : parseCases(values.only),
     quick,
     verbose: values.verbose === true,

@@ -125,6 +125,27 @@ describe('renderReport', () => {
     paths: ['direct', 'hoop', 'hoop-native', 'hoop-policy'],
     skipped: [{ what: 'ssh -L path', reason: 'no sshd' }],
     ...measured,
+    wan: {
+      rttMs: 20,
+      connect: [
+        {
+          path: 'direct',
+          tps: [40],
+          medianTps: 40,
+          connectionMs: 41,
+          overDirectMs: 0,
+          ratio: 1,
+        },
+        {
+          path: 'hoop',
+          tps: [30],
+          medianTps: 30,
+          connectionMs: 30.5,
+          overDirectMs: -10.5,
+          ratio: 0.75,
+        },
+      ],
+    },
     scaleOnPostgres,
     soak: {
       seconds: 60,
@@ -197,6 +218,14 @@ describe('renderReport', () => {
       /^- ✗ pgbench -S -c 8 \(simple\), hoop no policy: 0\.45× \(want ≥ 0\.50× direct\)$/m,
     );
     assert.match(text, /^- ssh -L path: no sshd$/m);
+    assert.match(
+      text,
+      /^## Connection setup over a slow link: .*, 20 ms round trip on the far leg$/m,
+    );
+    assert.match(
+      text,
+      /^\| hoop, no policy \| hoop connect ⇄ broker \| 30\.50 ms \| 1\.5 \| -10\.5 ms \|$/m,
+    );
   });
 });
 

@@ -41,6 +41,21 @@ export interface ConnectCell {
   readonly ratio: number | null;
 }
 
+/** Connection setup with a slow link on each path's far leg (the `wan` case). */
+export interface WanResult {
+  /** Round trip of the slow link, ms (half each way). */
+  readonly rttMs: number;
+  readonly connect: ConnectCell[];
+}
+
+/** Which leg of each path the wan case slows down. */
+export const WAN_LEGS: Partial<Record<PathName, string>> = {
+  direct: 'pgbench ⇄ PostgreSQL',
+  ssh: 'ssh ⇄ sshd',
+  hoop: 'hoop connect ⇄ broker',
+  'hoop-native': 'pgbench ⇄ broker',
+};
+
 export interface CopyCell {
   readonly path: PathName;
   readonly seconds: number[];
@@ -105,6 +120,8 @@ export interface BenchResults {
   readonly pgbench: PgbenchCell[];
   readonly connect: ConnectCell[];
   readonly copy: CopyCell[];
+  /** null when the wan case did not run. */
+  readonly wan: WanResult | null;
   readonly scale: ScaleResult | null;
   /** The same scale case with the broker on a PostgreSQL store; null when not run. */
   readonly scaleOnPostgres: ScaleResult | null;
@@ -250,6 +267,26 @@ export function renderReport(r: BenchResults): string {
     for (const c of r.copy) {
       out.push(
         `| ${PATH_LABELS[c.path]} | ${c.mbPerS.toFixed(1)} | ${c.seconds.map((s) => s.toFixed(2)).join(' · ')} | ${formatRatio(c.ratio)} |`,
+      );
+    }
+    out.push('');
+  }
+  if (r.wan !== null && r.wan.connect.length > 0) {
+    const { rttMs } = r.wan;
+    out.push(
+      `## Connection setup over a slow link: pgbench -S -C -c 1, ${rttMs} ms round trip on the far leg`,
+      '',
+      '| path | slow leg | connection time | in round trips | over direct |',
+      '| --- | --- | ---: | ---: | ---: |',
+    );
+    for (const c of r.wan.connect) {
+      const over =
+        c.overDirectMs === null
+          ? 'n/a'
+          : `${c.overDirectMs >= 0 ? '+' : ''}${c.overDirectMs.toFixed(1)} ms`;
+      const trips = c.connectionMs === null ? 'n/a' : (c.connectionMs / rttMs).toFixed(1);
+      out.push(
+        `| ${PATH_LABELS[c.path]} | ${WAN_LEGS[c.path] ?? 'n/a'} | ${ms(c.connectionMs)} | ${trips} | ${over} |`,
       );
     }
     out.push('');

@@ -13,7 +13,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { BenchError, BenchErrorCode } from './errors.js';
 import { answers, type PgServer } from './postgres.js';
-import { type Env, pollUntil, run, type Services } from './processes.js';
+import { type Env, pollUntil, run, type Service, type Services } from './processes.js';
 import { freePort } from './tools.js';
 
 const READY_TIMEOUT_MS = 20_000;
@@ -32,6 +32,13 @@ export interface SshOptions {
 export interface SshTunnel {
   /** Local port of the ssh -L forward. */
   readonly port: number;
+  /** sshd's port on 127.0.0.1. */
+  readonly sshdPort: number;
+  /**
+   * Starts another ssh -L client (service `name`) that reaches sshd through `port` (a slow link
+   * in front of sshd, say); resolves with its local port once PostgreSQL answers through it.
+   */
+  readonly forwardVia: (port: number, name: string) => Promise<number>;
   /** Undo what is not under the temp dir (a privsep dir we created). */
   readonly cleanup: () => Promise<void>;
 }
@@ -104,13 +111,25 @@ export async function startSshTunnel(services: Services, options: SshOptions): P
     signal,
   );
 
+  const forwardVia = (via: number, name: string) =>
+    startForward(services, options, { clientKey, sshPort: via, name, sshd });
+  const port = await forwardVia(sshdPort, 'ssh');
+  return { port, sshdPort, forwardVia, cleanup };
+}
+
+/** An ssh -L client to sshd on `sshPort`, forwarding a free local port to the target. */
+async function startForward(
+  services: Services,
+  options: SshOptions,
+  client: { clientKey: string; sshPort: number; name: string; sshd: Service },
+): Promise<number> {
+  const { paths, signal, env, target } = options;
   const port = await freePort();
-  const { target } = options;
   const ssh = services.start(
-    'ssh',
+    client.name,
     paths.ssh,
     [
-      ...['-N', '-F', '/dev/null', '-i', clientKey, '-p', String(sshdPort)],
+      ...['-N', '-F', '/dev/null', '-i', client.clientKey, '-p', String(client.sshPort)],
       ...['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null'],
       ...['-o', 'BatchMode=yes', '-o', 'ExitOnForwardFailure=yes', '-o', 'LogLevel=ERROR'],
       ...['-L', `127.0.0.1:${port}:${target.host}:${target.port}`],
@@ -119,13 +138,13 @@ export async function startSshTunnel(services: Services, options: SshOptions): P
     env,
   );
   await pollUntil(
-    `PostgreSQL answering through ssh -L 127.0.0.1:${port}`,
+    `PostgreSQL answering through ssh -L 127.0.0.1:${port} (${client.name})`,
     () => answers({ ...target, host: '127.0.0.1', port }, options.database, env, signal),
-    [sshd, ssh],
+    [client.sshd, ssh],
     READY_TIMEOUT_MS,
     signal,
   );
-  return { port, cleanup };
+  return port;
 }
 
 function accepts(port: number): Promise<boolean> {
