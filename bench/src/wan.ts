@@ -14,14 +14,15 @@
 
 import { connectVia, type Hoop, nativeEndpoint } from './hoop.js';
 import { startSlowLink } from './link.js';
-import { runConnectMatrix } from './matrix.js';
+import { type MatrixOptions, runConnectMatrix } from './matrix.js';
 import type { Endpoint } from './pgbench.js';
 import { answers, type PgServer } from './postgres.js';
-import { type Env, pollUntil } from './processes.js';
+import { pollUntil } from './processes.js';
 import type { PathName, WanResult } from './report.js';
 import type { SshTunnel } from './ssh.js';
 
-export interface WanOptions {
+/** The matrix's options (without endpoints and clients: the case has its own) and the paths'. */
+export interface WanOptions extends Omit<MatrixOptions, 'endpoints' | 'clients'> {
   readonly rttMs: number;
   readonly hoop: Hoop;
   /** The no-policy connection (its own `hoop connect` already runs on loopback). */
@@ -30,13 +31,6 @@ export interface WanOptions {
   readonly ssh: SshTunnel | undefined;
   readonly target: PgServer;
   readonly database: string;
-  readonly rounds: number;
-  readonly durationS: number;
-  readonly cpus: number;
-  readonly logDir: string;
-  readonly env: Env;
-  readonly signal: AbortSignal;
-  readonly log: (line: string) => void;
   /** Where the links' close functions go (run after every process has stopped). */
   readonly cleanups: (() => Promise<void>)[];
 }
@@ -85,17 +79,7 @@ export async function runWanCase(o: WanOptions): Promise<WanResult> {
   o.log(
     `bench: wan: ${o.rttMs} ms round trip on the far leg of ${[...endpoints.keys()].join(', ')}`,
   );
-  const connect = await runConnectMatrix({
-    endpoints,
-    clients: [1],
-    rounds: o.rounds,
-    durationS: o.durationS,
-    cpus: o.cpus,
-    logDir: o.logDir,
-    env: o.env,
-    signal: o.signal,
-    log: o.log,
-  });
+  const connect = await runConnectMatrix({ ...o, endpoints, clients: [1] });
   await far.connect.stop();
   return { rttMs: o.rttMs, connect };
 }

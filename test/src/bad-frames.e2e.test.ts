@@ -119,6 +119,18 @@ describe('bad frames on the broker tunnel endpoints', { timeout: 180_000 }, () =
     await d?.dispose();
   });
 
+  /** A CLI on /v1/tunnel that opens stream 1 to `pg` and sends `send` (after open-ok, or early). */
+  const probeStream = (send: Buffer[], options: { early?: boolean } = {}) =>
+    probe({
+      brokerUrl: d!.broker.url,
+      path: '/v1/tunnel',
+      token: d!.broker.adminToken,
+      handshake: 'cli',
+      open: 'pg',
+      ...options,
+      send,
+    });
+
   for (const path of ['/v1/agent', '/v1/tunnel'] as const) {
     const role = path === '/v1/agent' ? 'agent' : 'cli';
     const token = () => (path === '/v1/agent' ? rawAgentToken : d!.broker.adminToken);
@@ -188,14 +200,7 @@ describe('bad frames on the broker tunnel endpoints', { timeout: 180_000 }, () =
     // Five full frames (1.25 MiB) in one message on an open stream, against a 1 MiB window
     // that nobody has granted back yet.
     const chunk = frame(Kind.data, 1, Buffer.alloc(MAX_FRAME_BYTES));
-    const outcome = await probe({
-      brokerUrl: d!.broker.url,
-      path: '/v1/tunnel',
-      token: d!.broker.adminToken,
-      handshake: 'cli',
-      open: 'pg',
-      send: [Buffer.concat([chunk, chunk, chunk, chunk, chunk])],
-    });
+    const outcome = await probeStream([Buffer.concat([chunk, chunk, chunk, chunk, chunk])]);
     assert.ok(
       outcome.received.some((m) => m.t === 'open-ok'),
       `the stream opened first (${JSON.stringify(outcome.received)})`,
@@ -206,18 +211,13 @@ describe('bad frames on the broker tunnel endpoints', { timeout: 180_000 }, () =
   });
 
   test(`/v1/tunnel: more than ${EARLY_DATA_MAX_BYTES} bytes before open-ok → 4002 FRAME_MALFORMED`, async () => {
-    const outcome = await probe({
-      brokerUrl: d!.broker.url,
-      path: '/v1/tunnel',
-      token: d!.broker.adminToken,
-      handshake: 'cli',
-      open: 'pg',
-      early: true,
-      send: [
+    const outcome = await probeStream(
+      [
         frame(Kind.data, 1, Buffer.alloc(EARLY_DATA_MAX_BYTES)),
         frame(Kind.data, 1, Buffer.alloc(1)),
       ],
-    });
+      { early: true },
+    );
     const hello = outcome.received.find((m) => m.t === 'hello');
     assert.equal(hello?.t === 'hello' && hello.earlyData, true, 'the broker offers early data');
     assert.equal(outcome.code, 4002, `close code (reason "${outcome.reason}")`);
