@@ -7,8 +7,8 @@
  *
  * With `linger`, a group that would start within `busyWithinMs` of the previous one first waits
  * `ms`, so the writes of a steady stream of connections (psql or pgbench `-C` opening one after
- * the other, each a few ms apart) share a statement too: on the embedded store that cut the
- * store thread's CPU per native connection from 3.3 to 2.3 ms. An idle broker still writes at once.
+ * the other, each a few ms apart) share a statement too (see BUSY_LINGER for what it saves).
+ * An idle broker still writes at once.
  * The wait is measured on the monotonic clock, not the injected one: it decides when a write
  * happens, never what is written, and a test on a FakeClock must not have to advance time to
  * get its writes done.
@@ -38,8 +38,18 @@ interface Settleable {
   settle(): Promise<void>;
 }
 
-/** The linger of the broker's own writes (grant rows, session ends, broker audit events). */
-const BUSY_LINGER = { ms: 25, busyWithinMs: 200 } as const;
+/**
+ * The linger of the broker's own writes (grant rows, session ends, broker audit events). Each
+ * group costs the broker's event loop too (building the statement, the store thread's round trip,
+ * the audit chain): under `pgbench -C -c 1` through hoop connect (~55 connections a second on
+ * a slow 2-core machine), 100 ms instead of 25 ms took the broker thread from 5.1–5.4 to
+ * 3.1–3.4 ms of CPU per connection, the store thread from 3.5–3.8 to 2.9–3.2 ms, and the
+ * connection latency from 17.8–18.5 to 15.3–16.6 ms. What it delays, only while busy, is
+ * bookkeeping no session waits for (a session grant's row: the agent checks the JWT itself; a
+ * session's end; the broker's audit events), and an API call that awaits such a write by up to
+ * that long. Shutdown settles them.
+ */
+const BUSY_LINGER = { ms: 100, busyWithinMs: 200 } as const;
 
 /** Options for the broker's own small writes: they linger when busy and settle with `settler`. */
 export function brokerWrites(settler: WriteSettler | undefined): GroupCommitOptions {
