@@ -409,12 +409,12 @@ export class Hub {
     if (route === undefined || route.state === RouteState.closed) return; // closed in flight
     if (frame.kind === FrameKind.data) {
       route.carry('up', frame.body.length);
-      this.forward(frame, route.agent.tunnel, route.agent.stream);
+      this.forward(frame.raw, route.agent.tunnel, route.agent.stream);
     } else if (frame.kind === FrameKind.window) {
       route.grant('down', decodeWindow(frame));
-      this.forward(frame, route.agent.tunnel, route.agent.stream);
+      this.forward(frame.raw, route.agent.tunnel, route.agent.stream);
     } else if (control?.t === 'close') {
-      this.forward(frame, route.agent.tunnel, route.agent.stream);
+      this.forward(frame.raw, route.agent.tunnel, route.agent.stream);
       this.finish(route, control.error === undefined ? undefined : hoopErrorOf(control.error));
     } else {
       throw new HoopError(
@@ -626,8 +626,7 @@ export class Hub {
     try {
       for (const raw of early.frames) {
         route.carry('up', raw.length - FRAME_HEADER_BYTES);
-        rewriteStream(raw, route.agent.stream);
-        route.agent.tunnel.sendEncoded(raw);
+        this.forward(raw, route.agent.tunnel, route.agent.stream);
       }
     } catch (err) {
       this.abortRoute(route, toHoopError(err));
@@ -640,8 +639,7 @@ export class Hub {
     route.transition(RouteState.open);
     route.client.tunnel.sendControl(route.client.stream, { t: 'open-ok', session: route.session });
     for (const raw of route.held.splice(0)) {
-      rewriteStream(raw, route.client.stream);
-      route.client.tunnel.sendEncoded(raw);
+      this.forward(raw, route.client.tunnel, route.client.stream);
     }
   }
 
@@ -834,13 +832,13 @@ export class Hub {
       }
       route.carry('down', frame.body.length);
       if (holding) route.held.push(Buffer.from(frame.raw));
-      else this.forward(frame, route.client.tunnel, route.client.stream);
+      else this.forward(frame.raw, route.client.tunnel, route.client.stream);
       return;
     }
     if (frame.kind === FrameKind.window) {
       route.grant('up', decodeWindow(frame));
       if (holding) route.held.push(Buffer.from(frame.raw));
-      else this.forward(frame, route.client.tunnel, route.client.stream);
+      else this.forward(frame.raw, route.client.tunnel, route.client.stream);
       return;
     }
     switch (control?.t) {
@@ -867,7 +865,7 @@ export class Hub {
           this.finish(route, error, true);
           return;
         }
-        this.forward(frame, route.client.tunnel, route.client.stream);
+        this.forward(frame.raw, route.client.tunnel, route.client.stream);
         this.finish(route, control.error === undefined ? undefined : hoopErrorOf(control.error));
         return;
       default:
@@ -973,9 +971,10 @@ export class Hub {
 
   // ---- shared ----
 
-  private forward(frame: Frame, to: FrameConnection, stream: number): void {
-    rewriteStream(frame.raw, stream);
-    to.sendEncoded(frame.raw);
+  /** Sends an encoded frame (a received one, or a held copy) on as `stream` of `to`. */
+  private forward(raw: Buffer, to: FrameConnection, stream: number): void {
+    rewriteStream(raw, stream);
+    to.sendEncoded(raw);
   }
 
   /**
