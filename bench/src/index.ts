@@ -34,6 +34,7 @@ import {
   probe,
 } from './postgres.js';
 import { type Env, pollUntil, Services } from './processes.js';
+import { RELAY_HOPS, startRelayChain } from './relay.js';
 import {
   type BenchResults,
   type ConnectCell,
@@ -216,6 +217,22 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
         });
         cleanups.push(ssh.cleanup);
         if (comparing) endpoints.set('ssh', local(ssh.port));
+      });
+    }
+
+    if (comparing) {
+      await optional('bare Node relay path', async () => {
+        endpoints.set(
+          'relay',
+          local(
+            await startRelayChain(services, {
+              target: TARGET,
+              hops: RELAY_HOPS,
+              env,
+              signal,
+            }),
+          ),
+        );
       });
     }
 

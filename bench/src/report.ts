@@ -5,14 +5,26 @@ import { join } from 'node:path';
 import type { Growth } from './growth.js';
 import type { ProcSample } from './sampling.js';
 
-/** Every path, in report order; `hoop-native` is `hoop`'s connection without `hoop connect`. */
-export const PATHS = ['direct', 'pgbouncer', 'ssh', 'hoop', 'hoop-native', 'hoop-policy'] as const;
+/**
+ * Every path, in report order; `hoop-native` is `hoop`'s connection without `hoop connect`;
+ * `relay` is the reference floor: three bare Node.js TCP relays in a chain (relay.ts).
+ */
+export const PATHS = [
+  'direct',
+  'pgbouncer',
+  'ssh',
+  'relay',
+  'hoop',
+  'hoop-native',
+  'hoop-policy',
+] as const;
 export type PathName = (typeof PATHS)[number];
 
 export const PATH_LABELS: Record<PathName, string> = {
   direct: 'direct',
   pgbouncer: 'pgbouncer (session)',
   ssh: 'ssh -L',
+  relay: '3 bare Node relays',
   hoop: 'hoop, no policy',
   'hoop-native': 'hoop native endpoint, no policy',
   'hoop-policy': 'hoop, all policies',

@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createServer, connect as tcpConnect } from 'node:net';
+import { describe, it } from 'node:test';
+import { Services } from './processes.js';
+import { startRelayChain } from './relay.js';
+
+/** A server on 127.0.0.1 that echoes and then ends when the client ends. */
+async function echoServer(): Promise<{ port: number; close: () => Promise<void> }> {
+  const server = createServer((socket) => socket.pipe(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no address');
+  return {
+    port: address.port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+function roundTrip(port: number, payload: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('end', () => resolve(Buffer.concat(chunks)));
+    socket.on('error', reject);
+    for (let i = 0; i < payload.length; i += 4096) socket.write(payload.subarray(i, i + 4096));
+    socket.end();
+  });
+}
+
+describe('startRelayChain', () => {
+  it('carries bytes through three relay processes intact and in order, and passes the end on', async () => {
+    const echo = await echoServer();
+    const services = new Services({ forwardStderr: false });
+    try {
+      const port = await startRelayChain(services, {
+        target: { host: '127.0.0.1', port: echo.port },
+        hops: 3,
+        env: process.env,
+        signal: AbortSignal.timeout(20_000),
+      });
+      assert.notEqual(port, echo.port);
+      const payload = randomBytes(512 * 1024);
+      const back = await roundTrip(port, payload);
+      assert.equal(back.length, payload.length);
+      assert.ok(back.equals(payload));
+    } finally {
+      await services.stopAll();
+      await echo.close();
+    }
+  });
+
+  it('closes the client when the target refuses, and keeps serving', async () => {
+    const echo = await echoServer();
+    const refusing = echo.port;
+    await echo.close();
+    const services = new Services({ forwardStderr: false });
+    try {
+      const port = await startRelayChain(services, {
+        target: { host: '127.0.0.1', port: refusing },
+        hops: 1,
+        env: process.env,
+        signal: AbortSignal.timeout(20_000),
+      });
+      for (let i = 0; i < 2; i++) {
+        const back = await roundTrip(port, Buffer.from('hello'));
+        assert.equal(back.length, 0);
+      }
+    } finally {
+      await services.stopAll();
+    }
+  });
+
+  it('refuses a chain of no relays', async () => {
+    const services = new Services({ forwardStderr: false });
+    await assert.rejects(
+      startRelayChain(services, {
+        target: { host: '127.0.0.1', port: 1 },
+        hops: 0,
+        env: process.env,
+        signal: AbortSignal.timeout(1000),
+      }),
+      RangeError,
+    );
+  });
+});
