@@ -21,7 +21,7 @@ import {
   PacketReader,
   StreamSource,
   startupMessage,
-} from '@hoop/agent';
+} from '@hoop/agent/postgres-wire';
 import {
   type Clock,
   type ErrorCode,

@@ -150,7 +150,7 @@ export class ConnectListener {
             clearTimeout(timer);
             if (held === undefined || socket.destroyed) return;
             if (held.length > 0) socket.unshift(held);
-            const { refuseClient } = await import('@hoop/agent');
+            const { refuseClient } = await import('@hoop/agent/postgres-wire');
             await refuseClient(this.options.type, socket, error);
           })
           .finally(() => socket.destroy());

@@ -7,7 +7,7 @@
  * and anything else the database says is STATEMENT_FAILED.
  */
 import type { Duplex } from 'node:stream';
-import { parseReviewErrorDetail } from '@hoop/agent';
+import { parseReviewErrorDetail } from '@hoop/agent/postgres-wire';
 import {
   type ErrorCode,
   HoopError,
