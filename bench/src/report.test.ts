@@ -165,6 +165,21 @@ describe('renderReport', () => {
     targets: checkTargets({ ...measured, scaleOnPostgres }),
   };
 
+  it('adds a column against the three-relay floor when the relay path ran', () => {
+    const withFloor = renderReport({
+      ...results,
+      pgbench: [...measured.pgbench, cell('relay', 10000, 0.5)],
+    });
+    assert.match(withFloor, /^\| mode \| clients \| .* \| vs direct \| vs 3 relays \|$/m);
+    assert.match(
+      withFloor,
+      /^\| simple \| 8 \| hoop, no policy \| 9,000 \| .* \| 0\.45× \| 0\.90× \|$/m,
+    );
+    assert.match(withFloor, /^\| simple \| 8 \| 3 bare Node relays \| .* \| 0\.50× \| 1\.00× \|$/m);
+    // Without it, the table keeps its columns.
+    assert.doesNotMatch(renderReport(results), /vs 3 relays/);
+  });
+
   it('prints tables, ratio lines, targets and what was skipped', () => {
     const text = renderReport(results);
     assert.match(

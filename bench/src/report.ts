@@ -237,15 +237,21 @@ export function checkTargets(
 export function renderReport(r: BenchResults): string {
   const out: string[] = [];
   if (r.pgbench.length > 0) {
+    // With the relay floor measured, each row also says how it compares with three bare relays.
+    const floor = r.pgbench.some((c) => c.path === 'relay');
+    const relayTps = (c: PgbenchCell) =>
+      r.pgbench.find((f) => f.path === 'relay' && f.mode === c.mode && f.clients === c.clients)
+        ?.medianTps ?? Number.NaN;
     out.push(
       '## pgbench -S (select-only): TPS, median of the runs; latency percentiles from pgbench -l',
       '',
-      '| mode | clients | path | median TPS | TPS per run | p50 | p99 | vs direct |',
-      '| --- | ---: | --- | ---: | --- | ---: | ---: | ---: |',
+      `| mode | clients | path | median TPS | TPS per run | p50 | p99 | vs direct |${floor ? ' vs 3 relays |' : ''}`,
+      `| --- | ---: | --- | ---: | --- | ---: | ---: | ---: |${floor ? ' ---: |' : ''}`,
     );
     for (const c of r.pgbench) {
+      const vsFloor = floor ? ` ${formatRatio(ratio(c.medianTps, relayTps(c)))} |` : '';
       out.push(
-        `| ${c.mode} | ${c.clients} | ${PATH_LABELS[c.path]} | ${formatTps(c.medianTps)} | ${c.tps.map(formatTps).join(' · ')} | ${ms(c.p50Ms, 3)} | ${ms(c.p99Ms, 3)} | ${formatRatio(c.ratio)} |`,
+        `| ${c.mode} | ${c.clients} | ${PATH_LABELS[c.path]} | ${formatTps(c.medianTps)} | ${c.tps.map(formatTps).join(' · ')} | ${ms(c.p50Ms, 3)} | ${ms(c.p99Ms, 3)} | ${formatRatio(c.ratio)} |${vsFloor}`,
       );
     }
     out.push('');
