@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { HoopError } from '@hoop/shared';
+import { syncTree } from './pglite-durable-fs.js';
 
 const script = `
 const [url, dir] = process.argv.slice(1);
@@ -41,5 +42,7 @@ export async function initializePgliteDataDir(dir: string, timeoutMs = 120_000):
       },
     );
   });
+  // PGlite's initdb never fsyncs: make the new directory durable once, as initdb --sync does.
+  syncTree(dir);
   return true;
 }

@@ -10,6 +10,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
+import { DURABLE_START_PARAMS, DurableNodeFS } from './pglite-durable-fs.js';
 import {
   type ClientMessage,
   type QueryRequest,
@@ -31,7 +32,7 @@ interface OpenTransaction {
  * broker's tables are small and its writes appends, so 16 MB serves them and the broker idles at
  * ~150 MB less RSS.
  */
-const SHARED_BUFFERS = '16MB';
+const sharedBuffers = ['-c', 'shared_buffers=16MB'];
 
 /**
  * PGlite copies its table of result parsers into a new object for every query, and once started
@@ -126,9 +127,19 @@ async function end(tx: number, commit: boolean): Promise<void> {
 async function handle(message: ClientMessage): Promise<unknown> {
   switch (message.op) {
     case 'open':
-      db = await PGlite.create(message.dataDir, {
-        startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${SHARED_BUFFERS}`],
-      });
+      db = await PGlite.create(
+        message.dataDir === undefined
+          ? { startParams: [...PGlite.defaultStartParams, ...sharedBuffers] }
+          : {
+              fs: new DurableNodeFS(message.dataDir),
+              startParams: [
+                // '-F' is fsync off; see pglite-durable-fs.ts.
+                ...PGlite.defaultStartParams.filter((p) => p !== '-F'),
+                ...DURABLE_START_PARAMS,
+                ...sharedBuffers,
+              ],
+            },
+      );
       await trimParsers(db);
       return null;
     case 'query':

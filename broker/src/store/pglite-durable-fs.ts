@@ -1,0 +1,97 @@
+/**
+ * PGlite's data directory with real fsyncs. PGlite as shipped never makes a write durable: it
+ * starts postgres with `-F` (fsync off), its Emscripten `fdatasync` is a no-op, and its Node
+ * file system (NODEFS) has no `fsync` operation. Writes reach the OS page cache, so a crash of
+ * the broker loses nothing, but a power loss or kernel crash can lose committed rows — audit
+ * events the agent already deleted from its spool once the broker acknowledged them — or leave
+ * the data files inconsistent.
+ *
+ * The embedded store therefore runs postgres with `fsync=on` and `wal_sync_method=fsync` (the
+ * one method that reaches the file system's `fsync`), and this file system gives NODEFS an
+ * `fsync` that calls fsync(2) on the real file before postgres starts: a commit then returns
+ * once its WAL is on stable storage, and a checkpoint syncs the data files it wrote, as on any
+ * PostgreSQL. A failing fsync reaches postgres as EIO, which stops the store (fail closed).
+ */
+import { closeSync, fsyncSync, openSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { NodeFS } from '@electric-sql/pglite/nodefs';
+
+/** Postgres flags for the embedded store's durability (with DurableNodeFS). */
+export const DURABLE_START_PARAMS = ['-c', 'fsync=on', '-c', 'wal_sync_method=fsync'] as const;
+
+/** WASI errno for EIO, what Emscripten's fd_sync hands back to postgres. */
+const WASI_EIO = 29;
+
+type ModuleOptions = Parameters<NodeFS['init']>[1];
+type PreRun = NonNullable<ModuleOptions['preRun']>[number];
+type EmscriptenModule = Parameters<PreRun>[0];
+
+interface NodeFsStream {
+  /** The real file descriptor; absent for directories. */
+  readonly nfd?: number;
+}
+
+interface StreamOps {
+  fsync?: (stream: NodeFsStream) => number;
+}
+
+export class DurableNodeFS extends NodeFS {
+  /**
+   * @param onSync called after each real fsync (tests count them); an fsync that fails is
+   *   reported to postgres, not here.
+   */
+  constructor(
+    dataDir: string,
+    private readonly onSync: () => void = () => {},
+  ) {
+    super(dataDir);
+  }
+
+  override async init(
+    pg: Parameters<NodeFS['init']>[0],
+    opts: ModuleOptions,
+  ): Promise<{ emscriptenOpts: ModuleOptions }> {
+    const base = await super.init(pg, opts);
+    const giveFsync: PreRun = (mod: EmscriptenModule) => {
+      const nodefs = mod.FS.filesystems.NODEFS as unknown as { stream_ops: StreamOps };
+      nodefs.stream_ops.fsync = (stream) => {
+        if (stream.nfd === undefined) return 0;
+        try {
+          fsyncSync(stream.nfd);
+        } catch {
+          return WASI_EIO;
+        }
+        this.onSync();
+        return 0;
+      };
+    };
+    return {
+      emscriptenOpts: {
+        ...base.emscriptenOpts,
+        preRun: [...(base.emscriptenOpts.preRun ?? []), giveFsync],
+      },
+    };
+  }
+}
+
+/**
+ * fsyncs every file and directory under `dir`: a data directory fresh from initdb (which PGlite
+ * runs with fsync off) is on stable storage before the broker uses it.
+ */
+export function syncTree(dir: string): void {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) syncTree(path);
+    else if (entry.isFile()) syncPath(path);
+  }
+  syncPath(dir);
+}
+
+function syncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
