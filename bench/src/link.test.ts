@@ -1,20 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer, connect as tcpConnect } from 'node:net';
+import { connect as tcpConnect } from 'node:net';
 import { describe, it } from 'node:test';
+import { echoServer } from './echo-server.js';
 import { startSlowLink } from './link.js';
-
-/** An echo server on 127.0.0.1; resolves with its port and a close function. */
-async function echoServer(): Promise<{ port: number; close: () => Promise<void> }> {
-  const server = createServer((socket) => socket.pipe(socket));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no address');
-  return {
-    port: address.port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
 
 describe('startSlowLink', () => {
   it('carries bytes intact and in order, after a handshake round trip and one delay each way', async () => {

@@ -1,21 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer, connect as tcpConnect } from 'node:net';
+import { connect as tcpConnect } from 'node:net';
 import { describe, it } from 'node:test';
+import { echoServer } from './echo-server.js';
 import { Services } from './processes.js';
 import { startRelayChain } from './relay.js';
-
-/** A server on 127.0.0.1 that echoes and then ends when the client ends. */
-async function echoServer(): Promise<{ port: number; close: () => Promise<void> }> {
-  const server = createServer((socket) => socket.pipe(socket));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no address');
-  return {
-    port: address.port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
 
 function roundTrip(port: number, payload: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
