@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { PGlite } from '@electric-sql/pglite';
-import { DURABLE_START_PARAMS, DurableNodeFS, syncTree } from './pglite-durable-fs.js';
+import { durablePgliteOptions, syncTree } from './pglite-durable-fs.js';
 import { initializePgliteDataDir } from './pglite-init.js';
 
 describe('DurableNodeFS (PGlite with real fsyncs)', () => {
@@ -16,15 +16,11 @@ describe('DurableNodeFS (PGlite with real fsyncs)', () => {
     await initializePgliteDataDir(dir);
     let syncs = 0;
     const open = () =>
-      PGlite.create({
-        fs: new DurableNodeFS(dir, () => {
+      PGlite.create(
+        durablePgliteOptions(dir, [], () => {
           syncs += 1;
         }),
-        startParams: [
-          ...PGlite.defaultStartParams.filter((p) => p !== '-F'),
-          ...DURABLE_START_PARAMS,
-        ],
-      });
+      );
     const db = await open();
     const settings = await db.query<{ name: string; setting: string }>(
       `select name, setting from pg_settings where name in ('fsync', 'wal_sync_method') order by name`,
@@ -43,6 +39,9 @@ describe('DurableNodeFS (PGlite with real fsyncs)', () => {
     const before = syncs;
     await db.query('select count(*) from t');
     assert.equal(syncs, before);
+    // A checkpoint syncs the data files (and directories) it wrote.
+    await db.exec('checkpoint');
+    assert.ok(syncs > before + 1, `checkpoint made ${syncs - before} fsyncs`);
     await db.close();
 
     const again = await open();

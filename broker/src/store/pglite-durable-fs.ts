@@ -14,10 +14,30 @@
  */
 import { closeSync, fsyncSync, openSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { PGlite, type PGliteOptions } from '@electric-sql/pglite';
 import { NodeFS } from '@electric-sql/pglite/nodefs';
 
 /** Postgres flags for the embedded store's durability (with DurableNodeFS). */
 export const DURABLE_START_PARAMS = ['-c', 'fsync=on', '-c', 'wal_sync_method=fsync'] as const;
+
+/**
+ * PGlite options for a durable store in `dataDir`: DurableNodeFS, PGlite's start flags without
+ * `-F` (fsync off), DURABLE_START_PARAMS, then `startParams`.
+ */
+export function durablePgliteOptions(
+  dataDir: string,
+  startParams: readonly string[] = [],
+  onSync?: () => void,
+): PGliteOptions {
+  return {
+    fs: new DurableNodeFS(dataDir, onSync),
+    startParams: [
+      ...PGlite.defaultStartParams.filter((p) => p !== '-F'),
+      ...DURABLE_START_PARAMS,
+      ...startParams,
+    ],
+  };
+}
 
 /** WASI errno for EIO, what Emscripten's fd_sync hands back to postgres. */
 const WASI_EIO = 29;
@@ -26,13 +46,17 @@ type ModuleOptions = Parameters<NodeFS['init']>[1];
 type PreRun = NonNullable<ModuleOptions['preRun']>[number];
 type EmscriptenModule = Parameters<PreRun>[0];
 
+/** What NODEFS keeps per open file or directory (Emscripten internals, as far as used here). */
 interface NodeFsStream {
-  /** The real file descriptor; absent for directories. */
+  /** The real file descriptor; NODEFS opens none for a directory. */
   readonly nfd?: number;
+  readonly node: object;
 }
 
-interface StreamOps {
-  fsync?: (stream: NodeFsStream) => number;
+interface NodeFsType {
+  readonly stream_ops: { fsync?: (stream: NodeFsStream) => number };
+  /** The host path of a NODEFS node. */
+  readonly realPath: (node: object) => string;
 }
 
 export class DurableNodeFS extends NodeFS {
@@ -53,11 +77,13 @@ export class DurableNodeFS extends NodeFS {
   ): Promise<{ emscriptenOpts: ModuleOptions }> {
     const base = await super.init(pg, opts);
     const giveFsync: PreRun = (mod: EmscriptenModule) => {
-      const nodefs = mod.FS.filesystems.NODEFS as unknown as { stream_ops: StreamOps };
+      const nodefs = mod.FS.filesystems.NODEFS as unknown as NodeFsType;
       nodefs.stream_ops.fsync = (stream) => {
-        if (stream.nfd === undefined) return 0;
         try {
-          fsyncSync(stream.nfd);
+          // A directory (postgres syncs one after creating or renaming a file in it) has no
+          // descriptor in NODEFS: open its host path for the fsync.
+          if (stream.nfd === undefined) syncPath(nodefs.realPath(stream.node));
+          else fsyncSync(stream.nfd);
         } catch {
           return WASI_EIO;
         }

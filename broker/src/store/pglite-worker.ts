@@ -10,7 +10,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
-import { DURABLE_START_PARAMS, DurableNodeFS } from './pglite-durable-fs.js';
+import { durablePgliteOptions } from './pglite-durable-fs.js';
 import {
   type ClientMessage,
   type QueryRequest,
@@ -130,15 +130,7 @@ async function handle(message: ClientMessage): Promise<unknown> {
       db = await PGlite.create(
         message.dataDir === undefined
           ? { startParams: [...PGlite.defaultStartParams, ...sharedBuffers] }
-          : {
-              fs: new DurableNodeFS(message.dataDir),
-              startParams: [
-                // '-F' is fsync off; see pglite-durable-fs.ts.
-                ...PGlite.defaultStartParams.filter((p) => p !== '-F'),
-                ...DURABLE_START_PARAMS,
-                ...sharedBuffers,
-              ],
-            },
+          : durablePgliteOptions(message.dataDir, sharedBuffers),
       );
       await trimParsers(db);
       return null;
