@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { PGlite } from '@electric-sql/pglite';
-import { durablePgliteOptions, syncTree } from './pglite-durable-fs.js';
+import { durablePgliteOptions, fsyncErrno, syncTree } from './pglite-durable-fs.js';
 import { initializePgliteDataDir } from './pglite-init.js';
 
 describe('DurableNodeFS (PGlite with real fsyncs)', () => {
@@ -48,6 +48,14 @@ describe('DurableNodeFS (PGlite with real fsyncs)', () => {
     const { rows } = await again.query<{ n: number }>('select count(*)::int as n from t');
     assert.equal(rows[0]?.n, 3);
     await again.close();
+  });
+
+  it('gives postgres EIO for a failed fsync, keeping EBADF and EINVAL (refused on a directory)', () => {
+    assert.equal(fsyncErrno(Object.assign(new Error('x'), { code: 'EIO' })), 29);
+    assert.equal(fsyncErrno(Object.assign(new Error('x'), { code: 'ENOSPC' })), 29);
+    assert.equal(fsyncErrno(Object.assign(new Error('x'), { code: 'EBADF' })), 8);
+    assert.equal(fsyncErrno(Object.assign(new Error('x'), { code: 'EINVAL' })), 28);
+    assert.equal(fsyncErrno('not an error'), 29);
   });
 
   it('syncTree fsyncs a nested tree of files and directories', () => {

@@ -10,7 +10,8 @@
  * one method that reaches the file system's `fsync`), and this file system gives NODEFS an
  * `fsync` that calls fsync(2) on the real file before postgres starts: a commit then returns
  * once its WAL is on stable storage, and a checkpoint syncs the data files it wrote, as on any
- * PostgreSQL. A failing fsync reaches postgres as EIO, which stops the store (fail closed).
+ * PostgreSQL. A failing fsync reaches postgres as EIO, which stops the store (fail closed); a
+ * directory whose file system refuses fsync (EINVAL, EBADF) is tolerated, as postgres does.
  */
 import { closeSync, fsyncSync, openSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -39,8 +40,21 @@ export function durablePgliteOptions(
   };
 }
 
-/** WASI errno for EIO, what Emscripten's fd_sync hands back to postgres. */
+const WASI_EBADF = 8;
+const WASI_EINVAL = 28;
 const WASI_EIO = 29;
+
+/**
+ * The errno postgres gets for a failed fsync (WASI numbering, what Emscripten's fd_sync returns).
+ * EBADF and EINVAL keep their meaning: postgres ignores them for a directory, as some file
+ * systems refuse to fsync one; anything else is EIO.
+ */
+export function fsyncErrno(err: unknown): number {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'EBADF') return WASI_EBADF;
+  if (code === 'EINVAL') return WASI_EINVAL;
+  return WASI_EIO;
+}
 
 type ModuleOptions = Parameters<NodeFS['init']>[1];
 type PreRun = NonNullable<ModuleOptions['preRun']>[number];
@@ -84,8 +98,8 @@ export class DurableNodeFS extends NodeFS {
           // descriptor in NODEFS: open its host path for the fsync.
           if (stream.nfd === undefined) syncPath(nodefs.realPath(stream.node));
           else fsyncSync(stream.nfd);
-        } catch {
-          return WASI_EIO;
+        } catch (err) {
+          return fsyncErrno(err);
         }
         this.onSync();
         return 0;
@@ -110,7 +124,12 @@ export function syncTree(dir: string): void {
     if (entry.isDirectory()) syncTree(path);
     else if (entry.isFile()) syncPath(path);
   }
-  syncPath(dir);
+  try {
+    syncPath(dir);
+  } catch (err) {
+    // Some file systems refuse to fsync a directory; postgres tolerates that too.
+    if (fsyncErrno(err) === WASI_EIO) throw err;
+  }
 }
 
 function syncPath(path: string): void {
