@@ -1,10 +1,10 @@
 /**
  * A bare TCP relay, the floor under every relaying path: `node relay-process.js HOST:PORT`
  * listens on 127.0.0.1 (a free port), prints `{"port":N}` and, for each connection, opens one to
- * HOST:PORT and pipes bytes both ways — Node's own stream pipe, Nagle off, half-close passed
- * on, nothing else. The
- * bench chains these to show what a path through as many Node.js processes as hoop's costs
- * before any tunnel, framing or policy (see relay.ts).
+ * HOST:PORT and pipes bytes both ways — Node's own stream pipe, Nagle off, half-close passed on,
+ * nothing else. The bench chains these to show what a path through as many Node.js processes as
+ * hoop's costs before any tunnel, framing or policy (see relay.ts). A bad argument is a usage
+ * error (exit code 2); SIGTERM, which the bench's Services send, ends it by default.
  */
 import { createServer, connect as tcpConnect } from 'node:net';
 
@@ -33,4 +33,3 @@ server.listen(0, '127.0.0.1', () => {
   if (address === null || typeof address === 'string') throw new Error('no address');
   process.stdout.write(`${JSON.stringify({ port: address.port })}\n`);
 });
-process.on('SIGTERM', () => process.exit(0));

@@ -19,7 +19,7 @@ import { PGlite, type PGliteOptions } from '@electric-sql/pglite';
 import { NodeFS } from '@electric-sql/pglite/nodefs';
 
 /** Postgres flags for the embedded store's durability (with DurableNodeFS). */
-export const DURABLE_START_PARAMS = ['-c', 'fsync=on', '-c', 'wal_sync_method=fsync'] as const;
+const DURABLE_START_PARAMS = ['-c', 'fsync=on', '-c', 'wal_sync_method=fsync'] as const;
 
 /**
  * PGlite options for a durable store in `dataDir`: DurableNodeFS, PGlite's start flags without
