@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect as tcpConnect } from 'node:net';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { echoServer } from './echo-server.js';
 import { Services } from './processes.js';
 import { startRelayChain } from './relay.js';
@@ -59,6 +61,17 @@ describe('startRelayChain', () => {
     } finally {
       await services.stopAll();
     }
+  });
+
+  it('a relay process given no HOST:PORT says how to call it and exits with 2', async () => {
+    const script = fileURLToPath(new URL('./relay-process.js', import.meta.url));
+    const outcome = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(process.execPath, [script, 'no-port'], { timeout: 10_000 }, (err, _out, stderr) =>
+        resolve({ code: err === null ? 0 : ((err as { code?: number }).code ?? null), stderr }),
+      );
+    });
+    assert.equal(outcome.code, 2);
+    assert.match(outcome.stderr, /usage: relay-process\.js HOST:PORT/);
   });
 
   it('refuses a chain of no relays', async () => {
