@@ -8,5 +8,5 @@ export {
   parseListen,
   resolveBrokerConfig,
 } from './config.js';
-export { initializePgliteDataDir } from './store/index.js';
+export { initializePgliteDataDir, useBaselineWasmCompiler } from './store/index.js';
 export { BROKER_VERSION } from './version.js';

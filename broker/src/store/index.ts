@@ -62,3 +62,4 @@ export {
   type CreateUserTokenOptions,
 } from './users.js';
 export { NAME_PATTERN } from './validation.js';
+export { useBaselineWasmCompiler } from './wasm-tier.js';

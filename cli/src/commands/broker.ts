@@ -16,12 +16,17 @@ export function brokerCommand(program: Command, ctx: () => CommandContext): void
     .option('--pg-listen <host:port>', 'native Postgres endpoint (HOOP_PG_LISTEN); off by default')
     .action(async (opts: { listen?: string; dataDir?: string; pgListen?: string }) => {
       // Loaded here so other commands start fast (the broker pulls in its store).
-      const { brokerConfigFromEnv, startBroker } = await import('@hoop/broker');
+      const { brokerConfigFromEnv, startBroker, useBaselineWasmCompiler } = await import(
+        '@hoop/broker'
+      );
       const c = ctx();
       const input = brokerConfigFromEnv(c.env as NodeJS.ProcessEnv);
       if (opts.listen !== undefined) input.listen = opts.listen;
       if (opts.dataDir !== undefined) input.dataDir = opts.dataDir;
       if (opts.pgListen !== undefined) input.pgListen = opts.pgListen;
+      // The embedded store is this process's only WebAssembly: ~70 MiB less RSS and half the
+      // start-up CPU for somewhat slower store queries (broker/src/store/wasm-tier.ts).
+      if (!input.databaseUrl) useBaselineWasmCompiler();
       const logger = c.serviceLogger.child({ component: 'broker' });
       const broker = await startBroker(input, { logger });
       c.out.data(
