@@ -8,5 +8,11 @@ export {
   parseListen,
   resolveBrokerConfig,
 } from './config.js';
-export { initializePgliteDataDir, useBaselineWasmCompiler } from './store/index.js';
+export {
+  initializePgliteDataDir,
+  initializePgliteDataDirs,
+  isPgliteDataDir,
+  pgliteStoreDir,
+  useBaselineWasmCompiler,
+} from './store/index.js';
 export { BROKER_VERSION } from './version.js';

@@ -73,6 +73,11 @@ function checkMigrationsFolder(folder: string): void {
   }
 }
 
+/** Where the embedded store keeps its PGlite files under the broker's data directory. */
+export function pgliteStoreDir(dataDir: string): string {
+  return join(dataDir, 'pglite');
+}
+
 /** Opens PGlite (in `<dataDir>/pglite`) or PostgreSQL (`databaseUrl`) and runs the migrations. */
 export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<Database> {
   const logger = (options.logger ?? silentLogger).child({ component: 'store' });
@@ -95,7 +100,7 @@ async function openPglite(
     if (dataDir === undefined) {
       client = await PgliteThread.open(undefined);
     } else {
-      location = join(dataDir, 'pglite');
+      location = pgliteStoreDir(dataDir);
       mkdirSync(location, { recursive: true, mode: 0o700 });
       if (await initializePgliteDataDir(location))
         logger.info('created the embedded store', { location });

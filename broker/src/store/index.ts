@@ -10,10 +10,16 @@ export {
   defaultMigrationsFolder,
   type OpenDatabaseOptions,
   openDatabase,
+  pgliteStoreDir,
   redactUrl,
   type Schema,
 } from './database.js';
-export { initializePgliteDataDir, isPgliteDataDir } from './pglite-init.js';
+export {
+  type InitializedDirs,
+  initializePgliteDataDir,
+  initializePgliteDataDirs,
+  isPgliteDataDir,
+} from './pglite-init.js';
 export type {
   AgentInfo,
   AuthenticatedUser,

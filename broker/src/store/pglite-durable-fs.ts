@@ -124,10 +124,14 @@ export function syncTree(dir: string): void {
     if (entry.isDirectory()) syncTree(path);
     else if (entry.isFile()) syncPath(path);
   }
+  syncDirectory(dir);
+}
+
+/** fsyncs a directory (its entries); a file system that refuses to is tolerated, as postgres does. */
+export function syncDirectory(dir: string): void {
   try {
     syncPath(dir);
   } catch (err) {
-    // Some file systems refuse to fsync a directory; postgres tolerates that too.
     if (fsyncErrno(err) === WASI_EIO) throw err;
   }
 }

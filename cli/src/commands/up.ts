@@ -33,7 +33,14 @@ export function upCommand(program: Command, ctx: () => CommandContext): void {
     .action(async (opts: { listen?: string; dataDir?: string; login: boolean }) => {
       const [
         { Agent },
-        { brokerConfigFromEnv, defaultDataDir, startBroker },
+        {
+          brokerConfigFromEnv,
+          defaultDataDir,
+          initializePgliteDataDirs,
+          isPgliteDataDir,
+          pgliteStoreDir,
+          startBroker,
+        },
         { startDemoDatabase },
       ] = await Promise.all([
         import('@hoop/agent'),
@@ -48,8 +55,17 @@ export function upCommand(program: Command, ctx: () => CommandContext): void {
       const dataDir = input.dataDir ?? defaultDataDir();
       input.dataDir = dataDir;
 
+      const demoDir = join(dataDir, 'demo-db');
+      if (input.databaseUrl === undefined || input.databaseUrl === '') {
+        // First run: one initdb (seconds) for the store and the demo database, not two.
+        const dirs = [pgliteStoreDir(dataDir), demoDir];
+        if (!dirs.every(isPgliteDataDir)) {
+          c.out.progress('Creating the embedded databases (first run, a few seconds)…');
+          await initializePgliteDataDirs(dirs);
+        }
+      }
       c.out.progress('Starting the demo database (embedded PostgreSQL)…');
-      const demo = await startDemoDatabase({ dataDir: join(dataDir, 'demo-db') });
+      const demo = await startDemoDatabase({ dataDir: demoDir });
       c.out.progress('Starting the broker…');
       let broker: Broker;
       try {
