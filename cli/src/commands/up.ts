@@ -64,16 +64,22 @@ export function upCommand(program: Command, ctx: () => CommandContext): void {
           await initializePgliteDataDirs(dirs);
         }
       }
-      c.out.progress('Starting the demo database (embedded PostgreSQL)…');
-      const demo = await startDemoDatabase({ dataDir: demoDir });
-      c.out.progress('Starting the broker…');
-      let broker: Broker;
-      try {
-        broker = await startBroker(input, { logger: logger.child({ component: 'broker' }) });
-      } catch (err) {
-        await demo.close();
-        throw err;
+      // Both at once: the demo database runs on this thread, the broker's store on its own.
+      c.out.progress('Starting the demo database (embedded PostgreSQL) and the broker…');
+      const [demoStarted, brokerStarted] = await Promise.allSettled([
+        startDemoDatabase({ dataDir: demoDir }),
+        startBroker(input, { logger: logger.child({ component: 'broker' }) }),
+      ]);
+      if (demoStarted.status === 'rejected') {
+        if (brokerStarted.status === 'fulfilled') await brokerStarted.value.close();
+        throw demoStarted.reason;
       }
+      const demo = demoStarted.value;
+      if (brokerStarted.status === 'rejected') {
+        await demo.close();
+        throw brokerStarted.reason;
+      }
+      const broker: Broker = brokerStarted.value;
 
       // The embedded agent's token lives in a 0600 file so restarts reuse the same agent.
       const agentTokenFile = join(dataDir, 'embedded-agent.token');
