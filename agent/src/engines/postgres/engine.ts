@@ -18,9 +18,12 @@ import { type Clock, HoopError, type Logger, silentLogger, systemClock } from '@
 import type { Engine, EngineSession } from '../engine.js';
 import { CancelTable } from './cancel.js';
 import { CatalogCaches } from './catalog.js';
+import { dialTarget } from './dial.js';
+import { type LoggedInTarget, logIn } from './login.js';
 import { DEFAULT_MAX_SCRAM_ITERATIONS } from './scram.js';
 import { PostgresSession, type SessionContext } from './session.js';
 import { loadSqlParser, type SqlParse } from './sql.js';
+import { WarmPool, type WarmSpec } from './warm-pool.js';
 
 export interface PostgresEngineOptions {
   readonly logger?: Logger;
@@ -63,6 +66,30 @@ export interface PostgresEngineOptions {
   readonly maxRecordedTextChars?: number;
   /** Loads the SQL parser (tests inject a failing one). Default: libpg-query. */
   readonly loadSqlParser?: () => Promise<SqlParse>;
+  /**
+   * Warm target connections kept per target, credential and client parameter set, logged in and
+   * unused, so a session skips the target's connection start (warm-pool.ts). Default 0 (off);
+   * at most MAX_WARM_PER_KEY.
+   */
+  readonly warmConnections?: number;
+  /** How long a warm connection waits for a session before it is closed. Default 30 s. */
+  readonly warmIdleMs?: number;
+  /** Warm connections across all targets. Default 64. */
+  readonly maxWarmConnections?: number;
+}
+
+/** Most warm connections per target and parameter set. */
+export const MAX_WARM_PER_KEY = 16;
+
+function warmPerKey(value: number | undefined): number {
+  const resolved = value ?? 0;
+  if (!Number.isSafeInteger(resolved) || resolved < 0 || resolved > MAX_WARM_PER_KEY) {
+    throw new HoopError(
+      'USAGE',
+      `postgres engine option warmConnections must be an integer from 0 to ${MAX_WARM_PER_KEY}`,
+    );
+  }
+  return resolved;
 }
 
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
@@ -78,6 +105,7 @@ export class PostgresEngine implements Engine {
   private readonly logger: Logger;
   private readonly context: SessionContext;
   private readonly cancelTable: CancelTable;
+  private readonly warm: WarmPool;
 
   constructor(options: PostgresEngineOptions = {}) {
     this.logger = options.logger ?? silentLogger;
@@ -88,23 +116,54 @@ export class PostgresEngine implements Engine {
     this.cancelTable = new CancelTable({
       maxEntries: positiveInteger('maxCancelKeys', options.maxCancelKeys, 100_000),
     });
+    const clock = options.clock ?? systemClock;
+    const connectTimeoutMs = positiveInteger('connectTimeoutMs', options.connectTimeoutMs, 10_000);
+    const handshakeTimeoutMs = positiveInteger(
+      'handshakeTimeoutMs',
+      options.handshakeTimeoutMs,
+      30_000,
+    );
+    const maxHandshakeMessageBytes = positiveInteger(
+      'maxHandshakeMessageBytes',
+      options.maxHandshakeMessageBytes,
+      1024 * 1024,
+    );
+    const maxScramIterations = positiveInteger(
+      'maxScramIterations',
+      options.maxScramIterations,
+      DEFAULT_MAX_SCRAM_ITERATIONS,
+    );
+    const warmLogger = this.logger.child({ component: 'warm-pool' });
+    this.warm = new WarmPool(
+      {
+        perKey: warmPerKey(options.warmConnections),
+        maxTotal: positiveInteger('maxWarmConnections', options.maxWarmConnections, 64),
+        idleMs: positiveInteger('warmIdleMs', options.warmIdleMs, 30_000),
+        clock,
+        logger: warmLogger,
+      },
+      (spec, closing) =>
+        openSpare(spec, closing, {
+          clock,
+          connectTimeoutMs,
+          handshakeTimeoutMs,
+          maxStartupBytes,
+          maxHandshakeMessageBytes,
+          maxScramIterations,
+          tlsOptions: options.targetTls,
+          logger: warmLogger,
+        }),
+    );
     this.context = {
-      clock: options.clock ?? systemClock,
+      clock,
+      warm: this.warm,
       cancelTable: this.cancelTable,
       maxStartupBytes,
-      maxHandshakeMessageBytes: positiveInteger(
-        'maxHandshakeMessageBytes',
-        options.maxHandshakeMessageBytes,
-        1024 * 1024,
-      ),
-      connectTimeoutMs: positiveInteger('connectTimeoutMs', options.connectTimeoutMs, 10_000),
-      handshakeTimeoutMs: positiveInteger('handshakeTimeoutMs', options.handshakeTimeoutMs, 30_000),
+      maxHandshakeMessageBytes,
+      connectTimeoutMs,
+      handshakeTimeoutMs,
       closeGraceMs: positiveInteger('closeGraceMs', options.closeGraceMs, 5_000),
-      maxScramIterations: positiveInteger(
-        'maxScramIterations',
-        options.maxScramIterations,
-        DEFAULT_MAX_SCRAM_ITERATIONS,
-      ),
+      maxScramIterations,
       tlsOptions: options.targetTls,
       proxy: {
         maskingKey:
@@ -154,8 +213,73 @@ export class PostgresEngine implements Engine {
     return new PostgresSession(this.context, session).run();
   }
 
+  /** Warm target connections ready or logging in. */
+  get warmConnections(): number {
+    return this.warm.size;
+  }
+
   async close(): Promise<void> {
-    this.logger.debug('postgres engine closing', { cancelKeys: this.cancelTable.size });
+    this.logger.debug('postgres engine closing', {
+      cancelKeys: this.cancelTable.size,
+      warm: this.warm.size,
+    });
+    this.warm.close();
     this.cancelTable.clear();
+  }
+}
+
+interface SpareOptions {
+  readonly clock: Clock;
+  readonly connectTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
+  readonly maxStartupBytes: number;
+  readonly maxHandshakeMessageBytes: number;
+  readonly maxScramIterations: number;
+  readonly tlsOptions: PostgresEngineOptions['targetTls'];
+  readonly logger: Logger;
+}
+
+/** Dials and logs in one warm connection, within the handshake timeout, until the pool closes. */
+async function openSpare(
+  spec: WarmSpec,
+  closing: AbortSignal,
+  options: SpareOptions,
+): Promise<LoggedInTarget> {
+  const { target } = spec;
+  const controller = new AbortController();
+  const onClose = (): void => controller.abort(closing.reason);
+  closing.addEventListener('abort', onClose, { once: true });
+  const timer = options.clock.setTimeout(
+    () => controller.abort(new Error(`no login within ${options.handshakeTimeoutMs} ms`)),
+    options.handshakeTimeoutMs,
+  );
+  try {
+    const conn = await dialTarget({
+      host: target.host,
+      port: target.port,
+      tls: target.tls,
+      connectTimeoutMs: options.connectTimeoutMs,
+      tlsOptions: options.tlsOptions,
+      clock: options.clock,
+      signal: controller.signal,
+    });
+    try {
+      return await logIn(conn, {
+        parameters: spec.parameters,
+        user: target.user,
+        password: spec.password,
+        maxStartupBytes: options.maxStartupBytes,
+        maxHandshakeMessageBytes: options.maxHandshakeMessageBytes,
+        maxScramIterations: options.maxScramIterations,
+        logger: options.logger,
+        signal: controller.signal,
+      });
+    } catch (err) {
+      conn.socket.destroy();
+      throw err;
+    }
+  } finally {
+    options.clock.clearTimeout(timer);
+    closing.removeEventListener('abort', onClose);
   }
 }

@@ -5,7 +5,8 @@
  *      └────► cancelling ─► closed          (any state ─► closed on failure)
  *
  * startup: SSL/GSSENC refused, then StartupMessage or CancelRequest from the client.
- * dialing / authenticating: the agent's own connection and login to the target.
+ * dialing / authenticating: the agent's own connection and login to the target (login.ts), or a
+ *   warm one logged in earlier with the same parameters (warm-pool.ts, when the engine keeps any).
  * starting: AuthenticationOk to the client, then the target's ParameterStatus… ReadyForQuery,
  *   with BackendKeyData swapped for an agent key registered in the cancel table.
  * relaying: raw bytes both ways until either side closes — only when the policy neither
@@ -23,13 +24,13 @@ import {
   toHoopError,
 } from '@hoop/shared';
 import type { EngineSession } from '../engine.js';
-import { authenticateToTarget, targetRefusal } from './auth.js';
 import { type CancelKey, type CancelTable, sendCancel } from './cancel.js';
 import { Catalog, type CatalogCaches } from './catalog.js';
 import { type DialOptions, dialTarget, type TargetConnection } from './dial.js';
 import { checkEnforceable, parserFor, unenforceable } from './enforcement.js';
 import { PgFailure, PostgresEngineError, protocolError, responseFor } from './errors.js';
 import { Guardrails } from './guardrails.js';
+import { type LoggedInTarget, logIn } from './login.js';
 import { Masker } from './masking.js';
 import { BackendCode, SqlState } from './messages.js';
 import { PolicyProxy } from './proxy.js';
@@ -39,13 +40,13 @@ import { relay } from './relay.js';
 import { StreamSource } from './source.js';
 import type { SqlParse } from './sql.js';
 import { type ClientHello, readClientStartup, targetStartupParameters } from './startup.js';
+import { type WarmPool, type WarmSpec, warmTargetKey } from './warm-pool.js';
 import {
   authenticationOk,
   backendKeyData,
   encodeMessage,
   errorResponse,
   negotiateProtocolVersion,
-  startupMessage,
 } from './writer.js';
 
 /** Resolved engine limits and collaborators shared by every session. */
@@ -60,6 +61,8 @@ export interface SessionContext {
   readonly maxScramIterations: number;
   readonly tlsOptions: DialOptions['tlsOptions'];
   readonly proxy: ProxyLimits;
+  /** Warm target connections (off unless the engine was given `warmConnections`). */
+  readonly warm: WarmPool;
 }
 
 /** Resolved options of the policy proxy. */
@@ -171,21 +174,22 @@ export class PostgresSession {
       this.handshake.signal,
     );
     // The target is dialed while the client's startup message is on its way: the TCP connect
-    // (and the server's fork of a backend, and TLS) overlap the tunnel round trip before it.
-    const dialing = this.dial();
+    // (and the server's fork of a backend, and TLS) overlap the tunnel round trip before it —
+    // unless a warm connection to this target is likely to serve the session instead.
+    const dialing = this.mayUseWarm() ? undefined : this.dial();
     const hello = await readClientStartup(clientSource, client).catch((err: unknown) => {
-      discard(dialing);
+      if (dialing !== undefined) discard(dialing);
       throw err;
     });
     if (hello === undefined) {
-      discard(dialing);
+      if (dialing !== undefined) discard(dialing);
       this.logger.debug('client closed before starting a session');
       clientSource.detach();
       await endStream(client, this.ctx.clock, this.ctx.closeGraceMs);
       return;
     }
     if (hello.kind === 'cancel') {
-      discard(dialing);
+      if (dialing !== undefined) discard(dialing);
       clientSource.detach();
       await this.cancel(hello);
       return;
@@ -205,7 +209,7 @@ export class PostgresSession {
       }
       parse = await parserFor(policy, this.ctx.proxy.loadSqlParser);
     } catch (err) {
-      discard(dialing);
+      if (dialing !== undefined) discard(dialing);
       throw err;
     }
     this.transition(SessionState.dialing);
@@ -299,6 +303,15 @@ export class PostgresSession {
     }
   }
 
+  /** True when the warm pool holds (or is opening) a connection for this target and credential. */
+  private mayUseWarm(): boolean {
+    const { warm } = this.ctx;
+    if (!warm.enabled) return false;
+    return warm.mayHave(
+      warmTargetKey({ target: this.session.target, password: this.session.credential.password }),
+    );
+  }
+
   /** Starts the agent's own connection to the target (TCP, and TLS when the target wants it). */
   private dial(): Promise<TargetConnection> {
     const { target } = this.session;
@@ -316,58 +329,60 @@ export class PostgresSession {
     return dialing;
   }
 
-  /** Dials, authenticates and relays the target's startup messages; returns unread target bytes. */
+  /**
+   * Takes a warm connection for this session or dials and logs in, then passes the target's
+   * greeting to the client; returns the target socket and its unread bytes.
+   */
   private async connect(
     hello: Extract<ClientHello, { kind: 'startup' }>,
-    dialing: Promise<TargetConnection>,
+    dialing: Promise<TargetConnection> | undefined,
   ): Promise<{ target: Socket; leftover: Buffer }> {
-    const { target } = this.session;
-    const { socket, encrypted } = await dialing;
-    this.target = socket;
-    this.transition(SessionState.authenticating);
-    const targetSource = new StreamSource(
-      socket,
-      new PacketReader({
-        side: 'target',
-        maxStartupBytes: this.ctx.maxStartupBytes,
-        maxMessageBytes: this.ctx.maxHandshakeMessageBytes,
-      }),
-      'target',
-      this.handshake.signal,
-    );
-    socket.write(startupMessage(targetStartupParameters(target, hello.forwarded)));
-    const method = await authenticateToTarget(targetSource, socket, {
-      user: target.user,
+    const { target, client } = this.session;
+    const spec: WarmSpec = {
+      target,
       password: this.session.credential.password,
-      logger: this.logger,
-      maxScramIterations: this.ctx.maxScramIterations,
-    });
+      parameters: targetStartupParameters(target, hello.forwarded),
+    };
+    const { warm } = this.ctx;
+    const claimed = warm.enabled ? await warm.claim(spec, this.handshake.signal) : undefined;
+    let conn: LoggedInTarget;
+    if (claimed !== undefined) {
+      if (dialing !== undefined) discard(dialing);
+      this.target = claimed.socket;
+      this.transition(SessionState.authenticating);
+      conn = claimed;
+    } else {
+      const dialed = await (dialing ?? this.dial());
+      this.target = dialed.socket;
+      this.transition(SessionState.authenticating);
+      conn = await logIn(dialed, {
+        parameters: spec.parameters,
+        user: target.user,
+        password: spec.password,
+        maxStartupBytes: this.ctx.maxStartupBytes,
+        maxHandshakeMessageBytes: this.ctx.maxHandshakeMessageBytes,
+        maxScramIterations: this.ctx.maxScramIterations,
+        logger: this.logger,
+        signal: this.handshake.signal,
+      });
+    }
     this.logger.info('authenticated to postgres target', {
       target: `${target.host}:${target.port}`,
-      method,
-      encrypted,
+      method: conn.method,
+      encrypted: conn.encrypted,
+      warm: claimed !== undefined,
     });
     this.transition(SessionState.starting);
-    const { client } = this.session;
     if (hello.minorVersion > 0 || hello.protocolOptions.length > 0) {
       client.write(negotiateProtocolVersion(0, hello.protocolOptions));
     }
     client.write(authenticationOk());
-    for (;;) {
-      const message = await targetSource.message();
-      switch (message.code) {
-        case BackendCode.backendKeyData:
-          this.swapBackendKey(message.body);
-          break;
-        case BackendCode.errorResponse:
-          throw targetRefusal(message.body, 'startup');
-        case BackendCode.readyForQuery:
-          client.write(encodeMessage(message.code, message.body));
-          return { target: socket, leftover: targetSource.detach() };
-        default:
-          client.write(encodeMessage(message.code, message.body));
-      }
+    for (const message of conn.greeting) {
+      if (message.code === BackendCode.backendKeyData) this.swapBackendKey(message.body);
+      else client.write(encodeMessage(message.code, message.body));
     }
+    warm.refill(spec);
+    return { target: conn.socket, leftover: conn.leftover };
   }
 
   /** Records the target's key under a fresh agent key and gives the client the agent key. */
