@@ -3,5 +3,6 @@ export { Agent, type AgentEvents, type AgentOptions, AgentState } from './agent.
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { resolveCredential } from './credentials.js';
 export type { Engine, EngineSession, ResolvedCredential } from './engines/engine.js';
-export { defaultEngines, EngineRegistry } from './engines/registry.js';
+export { MAX_WARM_PER_KEY } from './engines/postgres/engine.js';
+export { defaultEngines, EngineRegistry, type EngineSettings } from './engines/registry.js';
 export * from './postgres-wire.js';

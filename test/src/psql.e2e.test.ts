@@ -13,7 +13,7 @@ import type { PostgresInstance } from '@hoop/shared/testing';
 import pg from 'pg';
 import { Deployment } from './support/deployment.js';
 import { tempDir } from './support/env.js';
-import { type AgentProcess, type ConnectProcess, runHoopJson } from './support/hoop.js';
+import { type AgentProcess, type ConnectProcess, runHoop, runHoopJson } from './support/hoop.js';
 import { psqlValue, runPsql, spawnPsql } from './support/psql.js';
 import { directUrl, haveOpenssl, scramPostgres } from './support/targets.js';
 import { waitFor } from './support/wait.js';
@@ -126,6 +126,53 @@ describe('psql and pg through hoop connect to a SCRAM-SHA-256 PostgreSQL', {
     assert.equal(shown.credential, `ref:env:${REF_VAR}`);
     await using viaRef = await d!.connect('scram-ref');
     assert.equal(await psqlValue(viaRef.url, 'select current_user, 1 + 1'), `${target!.user}|2`);
+  });
+
+  test('HOOP_PG_WARM=1: the next session runs on a backend the agent logged in (SCRAM) beforehand', async () => {
+    const t = target!;
+    const { agent: warmAgent } = await d!.addAgent('edge-warm', { env: { HOOP_PG_WARM: '1' } });
+    await d!.addConnection('scram-warm', {
+      agent: 'edge-warm',
+      target: t,
+      password: { env: t.password },
+    });
+    await using warm = await d!.connect('scram-warm');
+    const first = Number(await psqlValue(warm.url, 'select pg_backend_pid()'));
+    // Seen on the target itself: psql's spare, logged in and never used (no statement yet).
+    const observer = new pg.Client({ ...t, application_name: 'hoop-e2e-observer' });
+    await observer.connect();
+    let spare: number;
+    try {
+      spare = await waitFor(
+        async () => {
+          const { rows } = await observer.query<{ pid: number }>(
+            "select pid from pg_stat_activity where application_name = 'psql' and query = '' and pid <> $1",
+            [first],
+          );
+          return rows.length === 1 ? (rows[0] as { pid: number }).pid : undefined;
+        },
+        { timeoutMs: 10_000, what: 'a warm connection on the target' },
+      );
+    } finally {
+      await observer.end();
+    }
+    assert.equal(Number(await psqlValue(warm.url, 'select pg_backend_pid()')), spare);
+    assert.equal(await psqlValue(warm.url, 'select current_user, 1 + 1'), `${t.user}|2`);
+    assert.ok(
+      !environOf(warmAgent.pid).includes(t.password),
+      'the warm agent has the password in its env',
+    );
+  });
+
+  test('HOOP_PG_WARM out of range: hoop agent start refuses it (exit 2)', async () => {
+    const token = await d!.createAgent('edge-warm-bad');
+    const result = await runHoop(['agent', 'start'], {
+      ...d!.adminEnv(),
+      HOOP_AGENT_TOKEN: token,
+      HOOP_PG_WARM: '99',
+    });
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /HOOP_PG_WARM "99" must be a whole number from 0 to 16/);
   });
 
   test('8 concurrent node-postgres clients through one hoop connect', async () => {

@@ -26,8 +26,21 @@ export class EngineRegistry {
   }
 }
 
-export function defaultEngines(logger: Logger): EngineRegistry {
+/** Settings of the default engines an operator can change (`hoop agent start`'s environment). */
+export interface EngineSettings {
+  /** Warm target connections per target and client parameter set (HOOP_PG_WARM; 0 = off). */
+  readonly postgresWarmConnections?: number;
+}
+
+export function defaultEngines(logger: Logger, settings: EngineSettings = {}): EngineRegistry {
   const registry = new EngineRegistry();
-  registry.register(new PostgresEngine({ logger: logger.child({ engine: 'postgres' }) }));
+  registry.register(
+    new PostgresEngine({
+      logger: logger.child({ engine: 'postgres' }),
+      ...(settings.postgresWarmConnections === undefined
+        ? {}
+        : { warmConnections: settings.postgresWarmConnections }),
+    }),
+  );
   return registry;
 }

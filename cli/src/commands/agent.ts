@@ -1,4 +1,7 @@
-/** `hoop agent start`: the agent in the foreground (HOOP_BROKER_URL, HOOP_AGENT_TOKEN). */
+/**
+ * `hoop agent start`: the agent in the foreground (HOOP_BROKER_URL, HOOP_AGENT_TOKEN; HOOP_SPOOL_*,
+ * HOOP_PG_WARM).
+ */
 
 import { HoopError } from '@hoop/shared';
 import type { Command } from 'commander';
@@ -11,7 +14,7 @@ export function agentCommand(program: Command, ctx: () => CommandContext): void 
     .command('start')
     .description('connect to the broker and serve sessions (HOOP_BROKER_URL, HOOP_AGENT_TOKEN)')
     .action(async () => {
-      const { Agent } = await import('@hoop/agent');
+      const { Agent, defaultEngines, MAX_WARM_PER_KEY } = await import('@hoop/agent');
       const c = ctx();
       const brokerUrl = c.env['HOOP_BROKER_URL'];
       const token = c.env['HOOP_AGENT_TOKEN'];
@@ -37,11 +40,32 @@ export function agentCommand(program: Command, ctx: () => CommandContext): void 
       if (fsync && fsync !== 'always' && fsync !== 'batch') {
         throw new HoopError('USAGE', `HOOP_SPOOL_FSYNC "${fsync}" must be always or batch`);
       }
+      const warm = c.env['HOOP_PG_WARM'];
+      const warmConnections = warm ? Number(warm) : undefined;
+      if (
+        warmConnections !== undefined &&
+        !(
+          Number.isInteger(warmConnections) &&
+          warmConnections >= 0 &&
+          warmConnections <= MAX_WARM_PER_KEY
+        )
+      ) {
+        throw new HoopError(
+          'USAGE',
+          `HOOP_PG_WARM "${warm}" must be a whole number from 0 to ${MAX_WARM_PER_KEY}`,
+          {
+            hint: 'It is how many logged-in spare connections the agent keeps per Postgres target; 0 turns them off.',
+          },
+        );
+      }
       const instance = new Agent({
         brokerUrl,
         token,
         logger,
         env: c.env,
+        ...(warmConnections === undefined
+          ? {}
+          : { engines: defaultEngines(logger, { postgresWarmConnections: warmConnections }) }),
         spool: {
           ...(c.env['HOOP_SPOOL_DIR'] ? { dir: c.env['HOOP_SPOOL_DIR'] } : {}),
           ...(maxBytes === undefined ? {} : { maxBytes }),
