@@ -38,6 +38,8 @@ export interface Hoop {
   readonly tmpDir: string;
   readonly signal: AbortSignal;
   readonly services: Services;
+  /** Environment every hoop process of the bench starts with (HOME, config, log level). */
+  readonly baseEnv: Env;
 }
 
 export interface HoopConnection {
@@ -118,19 +120,46 @@ export async function startHoop(services: Services, options: HoopOptions): Promi
   const adminToken = (await readFile(ready.adminTokenFile, 'utf8')).trim();
   const adminEnv: Env = { ...baseEnv, HOOP_BROKER_URL: ready.url, HOOP_TOKEN: adminToken };
 
+  const hoop = {
+    broker,
+    adminEnv,
+    adminToken,
+    pgPort,
+    node,
+    tmpDir: options.tmpDir,
+    signal,
+    services,
+    baseEnv,
+  };
+  const agent = await startAgent(hoop, AGENT, `agent${label}`, {});
+  return { ...hoop, agent };
+}
+
+/**
+ * Creates agent `name` with `hoop admin agents create` and runs `hoop agent start` for it with
+ * `env` added (HOOP_PG_WARM, say); resolves once it is connected to the broker.
+ */
+export async function startAgent(
+  hoop: Omit<Hoop, 'agent'>,
+  name: string,
+  service: string,
+  env: Env,
+): Promise<Service> {
+  const { node, adminEnv, signal } = hoop;
   const created = await hoopJson<{ name: string; token: string }>(
     node,
-    ['admin', 'agents', 'create', AGENT, '--json'],
+    ['admin', 'agents', 'create', name, '--json'],
     adminEnv,
     signal,
   );
-  const agent = services.start(
-    `agent${label}`,
+  const agent = hoop.services.start(
+    service,
     process.execPath,
     [...node, 'agent', 'start', '--json'],
     {
-      ...baseEnv,
-      HOOP_BROKER_URL: ready.url,
+      ...hoop.baseEnv,
+      ...env,
+      HOOP_BROKER_URL: adminEnv['HOOP_BROKER_URL'],
       HOOP_AGENT_TOKEN: created.token,
     },
   );
@@ -140,17 +169,7 @@ export async function startHoop(services: Services, options: HoopOptions): Promi
     READY_TIMEOUT_MS,
     signal,
   );
-  return {
-    broker,
-    agent,
-    adminEnv,
-    adminToken,
-    pgPort,
-    node,
-    tmpDir: options.tmpDir,
-    signal,
-    services,
-  };
+  return agent;
 }
 
 /**
@@ -168,9 +187,9 @@ export function nativeEndpoint(hoop: Hoop, connection: string, database: string)
 }
 
 /**
- * Creates connection `name` to `target` (TLS off), applies `policy` (a YAML document) when given
- * — otherwise the connection keeps the default policy (recording on) — and serves it with its
- * own `hoop connect --port 0`.
+ * Creates connection `name` to `target` (TLS off) on `agent` (the bench's first agent by
+ * default), applies `policy` (a YAML document) when given — otherwise the connection keeps the
+ * default policy (recording on) — and serves it with its own `hoop connect --port 0`.
  */
 export async function addConnection(
   hoop: Hoop,
@@ -178,12 +197,13 @@ export async function addConnection(
   target: PgServer,
   database: string,
   policy?: string,
+  agent: string = AGENT,
 ): Promise<HoopConnection> {
   const { node, adminEnv, signal } = hoop;
   await hoopJson(
     node,
     [
-      ...['admin', 'connections', 'create', name, '--agent', AGENT, '--type', 'postgres'],
+      ...['admin', 'connections', 'create', name, '--agent', agent, '--type', 'postgres'],
       ...['--host', target.host, '--port', String(target.port), '--user', target.user],
       ...['--database', database, '--tls', 'disable', '--json'],
     ],

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COPY_MIN_ROUNDS, runCopyCase } from './copy.js';
 import { BenchError, BenchErrorCode } from './errors.js';
-import { addConnection, nativeEndpoint, startHoop } from './hoop.js';
+import { addConnection, nativeEndpoint, startAgent, startHoop } from './hoop.js';
 import { runConnectMatrix, runSelectMatrix } from './matrix.js';
 import { type BenchOptions, parseOptions, USAGE } from './options.js';
 import type { Endpoint } from './pgbench.js';
@@ -41,6 +41,7 @@ import {
   type CopyCell,
   checkTargets,
   collectRatios,
+  PATHS,
   type PathName,
   type PgbenchCell,
   renderReport,
@@ -63,6 +64,18 @@ const DATABASE = 'hoop_bench';
 const STORE_DATABASE = 'hoop_bench_store';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
+/** The agent of the `hoop-warm` path (HOOP_PG_WARM=1); the setup case only. */
+const WARM_AGENT = 'bench-warm';
+
+/** The same endpoints in report order (PATHS). */
+function inPathOrder(endpoints: ReadonlyMap<PathName, Endpoint>): Map<PathName, Endpoint> {
+  const ordered = new Map<PathName, Endpoint>();
+  for (const path of PATHS) {
+    const endpoint = endpoints.get(path);
+    if (endpoint !== undefined) ordered.set(path, endpoint);
+  }
+  return ordered;
+}
 
 async function main(argv: readonly string[], env: Env): Promise<number> {
   let options: BenchOptions;
@@ -249,6 +262,20 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
       policed = await addConnection(hoop, 'bench-policy', TARGET, DATABASE, ALL_POLICIES);
       endpoints.set('hoop-policy', local(policed.port));
     }
+    // Connection setup only: `hoop` served by a second agent that keeps a warm target connection.
+    const setupEndpoints = new Map(endpoints);
+    if (comparing && wants('pgbench')) {
+      await startAgent(hoop, WARM_AGENT, 'agent-warm', { HOOP_PG_WARM: '1' });
+      const warm = await addConnection(hoop, 'bench-warm', TARGET, DATABASE, NO_POLICY, WARM_AGENT);
+      setupEndpoints.set('hoop-warm', local(warm.port));
+      await pollUntil(
+        'an answer to select 1 through hoop-warm',
+        () => answers(local(warm.port), DATABASE, pgEnv, signal),
+        [],
+        15_000,
+        signal,
+      );
+    }
     // The probe reads the bench database, which only the cases that use it create.
     for (const [path, endpoint] of comparing || wants('soak') ? endpoints : []) {
       await pollUntil(
@@ -281,7 +308,7 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
     let soak: SoakResult | null = null;
     if (wants('pgbench')) {
       pgbench = await runSelectMatrix(matrix);
-      connect = await runConnectMatrix(matrix);
+      connect = await runConnectMatrix({ ...matrix, endpoints: inPathOrder(setupEndpoints) });
     }
     if (wants('copy')) {
       copy = await runCopyCase({

@@ -55,6 +55,14 @@ const measured = {
       ratio: 0.4,
     },
     {
+      path: 'hoop-warm' as const,
+      tps: [450],
+      medianTps: 450,
+      connectionMs: 1.25,
+      overDirectMs: -0.25,
+      ratio: 0.9,
+    },
+    {
       path: 'hoop-native' as const,
       tps: [250],
       medianTps: 250,
@@ -87,6 +95,7 @@ describe('collectRatios and checkTargets', () => {
       'pgbench.simple.c8.hoop-native': 0.55,
       'pgbench.simple.c8.hoop-policy': 0.42,
       'connect.hoop': 0.4,
+      'connect.hoop-warm': 0.9,
       'connect.hoop-native': 0.5,
       'copy.hoop': 0.8,
       'copy.hoop-native': 0.91,
@@ -99,6 +108,9 @@ describe('collectRatios and checkTargets', () => {
     assert.equal(byName['pgbench -S -c 8 (simple), hoop all policies']?.met, true);
     assert.equal(byName['COPY out, hoop no policy']?.met, true);
     assert.equal(byName['connection setup, hoop, no policy']?.met, true);
+    const warm = byName['connection setup, hoop, no policy, warm target connection'];
+    assert.equal(warm?.actual, '-0.25 ms');
+    assert.equal(warm?.met, true);
     assert.equal(byName['connection setup, hoop, all policies']?.met, null);
     assert.equal(byName['1000 idle sessions, broker RSS']?.actual, '136 MB');
     assert.equal(byName['1000 idle sessions, broker RSS']?.met, true);

@@ -7,6 +7,7 @@ import type { ProcSample } from './sampling.js';
 
 /**
  * Every path, in report order; `hoop-native` is `hoop`'s connection without `hoop connect`;
+ * `hoop-warm` is `hoop` served by an agent with HOOP_PG_WARM=1 (the setup case only);
  * `relay` is the reference floor: three bare Node.js TCP relays in a chain (relay.ts).
  */
 export const PATHS = [
@@ -15,6 +16,7 @@ export const PATHS = [
   'ssh',
   'relay',
   'hoop',
+  'hoop-warm',
   'hoop-native',
   'hoop-policy',
 ] as const;
@@ -26,6 +28,7 @@ export const PATH_LABELS: Record<PathName, string> = {
   ssh: 'ssh -L',
   relay: '3 bare Node relays',
   hoop: 'hoop, no policy',
+  'hoop-warm': 'hoop, no policy, warm target connection',
   'hoop-native': 'hoop native endpoint, no policy',
   'hoop-policy': 'hoop, all policies',
 };
@@ -207,12 +210,15 @@ export function checkTargets(
   atLeast('pgbench -S -c 8 (simple), hoop no policy', c8('hoop'), 0.5);
   atLeast('pgbench -S -c 8 (simple), hoop all policies', c8('hoop-policy'), 0.4);
   atLeast('COPY out, hoop no policy', r.copy.find((c) => c.path === 'hoop')?.ratio, 0.8);
-  for (const path of ['hoop', 'hoop-policy'] as const) {
+  for (const path of ['hoop', 'hoop-warm', 'hoop-policy'] as const) {
     const over = r.connect.find((c) => c.path === path)?.overDirectMs;
     checks.push({
       name: `connection setup, ${PATH_LABELS[path]}`,
       want: '≤ 5 ms over direct',
-      actual: over === null || over === undefined ? 'n/a' : `+${over.toFixed(2)} ms`,
+      actual:
+        over === null || over === undefined
+          ? 'n/a'
+          : `${over >= 0 ? '+' : ''}${over.toFixed(2)} ms`,
       met: over === null || over === undefined ? null : over <= 5,
     });
   }
