@@ -24,6 +24,8 @@ const READY_TIMEOUT_MS = 60_000;
 const COMMAND_TIMEOUT_MS = 30_000;
 const AGENT = 'bench';
 const LOOPBACK = '127.0.0.1';
+/** Each process's inspector on a free loopback port, for the soak's garbage collections. */
+const INSPECT = `--inspect=${LOOPBACK}:0`;
 
 export interface Hoop {
   readonly broker: Service;
@@ -35,6 +37,8 @@ export interface Hoop {
   readonly pgPort: number;
   /** Node's arguments before a hoop command: the launcher's flags (its shebang) and its path. */
   readonly node: readonly string[];
+  /** The same for broker, agents and `hoop connect`: with `--inspect` when asked (the soak). */
+  readonly serviceNode: readonly string[];
   readonly tmpDir: string;
   readonly signal: AbortSignal;
   readonly services: Services;
@@ -60,6 +64,8 @@ export interface HoopOptions {
   readonly databaseUrl?: string;
   /** Appended to the service names in logs, e.g. ` (postgres store)`. */
   readonly label?: string;
+  /** Start broker, agents and `hoop connect` with their inspector on (for the soak). */
+  readonly inspect?: boolean;
 }
 
 interface BrokerReady {
@@ -79,7 +85,9 @@ export async function startHoop(services: Services, options: HoopOptions): Promi
   if (!existsSync(join(options.repoRoot, 'cli', 'dist', 'main.js'))) {
     throw new BenchError(BenchErrorCode.notFound, 'hoop is not built: run `npm run build` first');
   }
-  const node = [...(await launcherFlags(cli)), cli];
+  const flags = await launcherFlags(cli);
+  const node = [...flags, cli];
+  const serviceNode = options.inspect === true ? [...flags, INSPECT, cli] : node;
   const { signal } = options;
   const baseEnv: Env = {
     ...withoutHoopVariables(options.env),
@@ -93,7 +101,7 @@ export async function startHoop(services: Services, options: HoopOptions): Promi
     `broker${label}`,
     process.execPath,
     [
-      ...[...node, 'broker', 'start', '--listen', `${LOOPBACK}:0`],
+      ...[...serviceNode, 'broker', 'start', '--listen', `${LOOPBACK}:0`],
       ...['--pg-listen', `${LOOPBACK}:0`],
       ...['--data-dir', join(options.tmpDir, 'broker'), '--json'],
     ],
@@ -126,6 +134,7 @@ export async function startHoop(services: Services, options: HoopOptions): Promi
     adminToken,
     pgPort,
     node,
+    serviceNode,
     tmpDir: options.tmpDir,
     signal,
     services,
@@ -155,7 +164,7 @@ export async function startAgent(
   const agent = hoop.services.start(
     service,
     process.execPath,
-    [...node, 'agent', 'start', '--json'],
+    [...hoop.serviceNode, 'agent', 'start', '--json'],
     {
       ...hoop.baseEnv,
       ...env,
@@ -245,7 +254,7 @@ async function startConnect(
   const connect = hoop.services.start(
     service,
     process.execPath,
-    [...hoop.node, 'connect', name, '--port', '0', '--json'],
+    [...hoop.serviceNode, 'connect', name, '--port', '0', '--json'],
     env,
   );
   const listening = await connect.waitFor<{ port: number }>(

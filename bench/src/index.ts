@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { COPY_MIN_ROUNDS, runCopyCase } from './copy.js';
 import { BenchError, BenchErrorCode } from './errors.js';
 import { addConnection, nativeEndpoint, startAgent, startHoop } from './hoop.js';
+import { inspectorUrl } from './inspector.js';
 import { runConnectMatrix, runSelectMatrix } from './matrix.js';
 import { type BenchOptions, parseOptions, USAGE } from './options.js';
 import type { Endpoint } from './pgbench.js';
@@ -250,7 +251,13 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
     }
 
     log('bench: starting hoop (broker, agent, one hoop connect per connection)…');
-    const hoop = await startHoop(services, { repoRoot: REPO_ROOT, tmpDir, env, signal });
+    const hoop = await startHoop(services, {
+      repoRoot: REPO_ROOT,
+      tmpDir,
+      env,
+      signal,
+      inspect: wants('soak'),
+    });
     let policed: Awaited<ReturnType<typeof addConnection>> | undefined;
     let raw: Awaited<ReturnType<typeof addConnection>> | undefined;
     if (paths) raw = await addConnection(hoop, 'bench-raw', TARGET, DATABASE, NO_POLICY);
@@ -377,6 +384,11 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
       soak = await runSoak({
         endpoint: local(policed.port),
         pids: { broker: hoop.broker.pid, agent: hoop.agent.pid, connect: policed.connect.pid },
+        inspectors: {
+          broker: inspectorUrl(hoop.broker.stderrHead),
+          agent: inspectorUrl(hoop.agent.stderrHead),
+          connect: inspectorUrl(policed.connect.stderrHead),
+        },
         seconds: options.soakS,
         cpus: machine.cpus,
         env: pgEnv,

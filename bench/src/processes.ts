@@ -103,6 +103,7 @@ export class Service {
   #state: ServiceState = 'running';
   #stdout = '';
   #stderrTail = '';
+  #stderrHead = '';
   #exitDescription = '';
   readonly #exited: Promise<void>;
   readonly #watchers = new Set<() => void>();
@@ -118,6 +119,9 @@ export class Service {
     });
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       this.#stderrTail = tail(this.#stderrTail + chunk, STDERR_TAIL_CHARS);
+      if (this.#stderrHead.length < STDERR_TAIL_CHARS) {
+        this.#stderrHead = (this.#stderrHead + chunk).slice(0, STDERR_TAIL_CHARS);
+      }
       if (forwardStderr) process.stderr.write(prefixLines(`[${name}] `, chunk));
     });
     this.#exited = new Promise((resolve) => {
@@ -132,6 +136,11 @@ export class Service {
 
   get state(): ServiceState {
     return this.#state;
+  }
+
+  /** The first STDERR_TAIL_CHARS characters the service wrote to stderr (e.g. its inspector). */
+  get stderrHead(): string {
+    return this.#stderrHead;
   }
 
   /**

@@ -94,15 +94,26 @@ export interface ScaleResult {
   >;
 }
 
+/** A process right after a full garbage collection (soak.ts). */
+export interface AfterGc {
+  readonly rssKiB: number;
+  /** Its main thread's JavaScript heap in use. */
+  readonly heapBytes: number;
+}
+
 export interface SoakSeries {
   readonly rssKiB: number[];
   readonly fds: number[];
   readonly rssGrowth: Growth | null;
   readonly fdsGrowth: Growth | null;
+  /** After a full collection once the warm-up is over, and when the load ended. */
+  readonly afterGc: { readonly start: AfterGc; readonly end: AfterGc } | null;
 }
 
 export interface SoakResult {
   readonly seconds: number;
+  /** Whether the processes were collected through their inspectors (the RSS verdict's basis). */
+  readonly collected: boolean;
   readonly workload: string;
   readonly transactions: number | null;
   readonly processes: Record<string, SoakSeries>;
@@ -341,15 +352,19 @@ export function renderReport(r: BenchResults): string {
     out.push(
       `## Soak: ${s.seconds} s of ${s.workload}, sampled every second`,
       '',
-      '| process | RSS after warm-up → end | fds after warm-up → end | verdict |',
-      '| --- | ---: | ---: | --- |',
+      '| process | RSS after warm-up → end | after a full GC: RSS | after a full GC: JS heap | fds after warm-up → end | verdict |',
+      '| --- | ---: | ---: | ---: | ---: | --- |',
     );
     for (const [name, p] of Object.entries(s.processes)) {
       const g = (x: Growth | null, f: (v: number) => string) =>
         x === null ? 'n/a' : `${f(x.first)} → ${f(x.last)}`;
-      const verdict = p.rssGrowth?.sustained || p.fdsGrowth?.sustained ? '**growing**' : 'flat';
+      const gc = p.afterGc;
+      const gcRss = gc === null ? 'n/a' : `${mib(gc.start.rssKiB)} → ${mib(gc.end.rssKiB)}`;
+      const gcHeap =
+        gc === null ? 'n/a' : `${mib(gc.start.heapBytes / 1024)} → ${mib(gc.end.heapBytes / 1024)}`;
+      const growing = s.failures.some((f) => f.startsWith(`${name} `));
       out.push(
-        `| ${name} | ${g(p.rssGrowth, mib)} | ${g(p.fdsGrowth, (v) => v.toFixed(0))} | ${verdict} |`,
+        `| ${name} | ${g(p.rssGrowth, mib)} | ${gcRss} | ${gcHeap} | ${g(p.fdsGrowth, (v) => v.toFixed(0))} | ${growing ? '**growing**' : 'flat'} |`,
       );
     }
     out.push(
