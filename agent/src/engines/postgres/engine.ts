@@ -228,14 +228,18 @@ export class PostgresEngine implements Engine {
   }
 }
 
-interface SpareOptions {
-  readonly clock: Clock;
-  readonly connectTimeoutMs: number;
-  readonly handshakeTimeoutMs: number;
-  readonly maxStartupBytes: number;
-  readonly maxHandshakeMessageBytes: number;
-  readonly maxScramIterations: number;
-  readonly tlsOptions: PostgresEngineOptions['targetTls'];
+/** What a spare's dial and login need: the sessions' own limits, and a logger. */
+interface SpareOptions
+  extends Pick<
+    SessionContext,
+    | 'clock'
+    | 'connectTimeoutMs'
+    | 'handshakeTimeoutMs'
+    | 'maxStartupBytes'
+    | 'maxHandshakeMessageBytes'
+    | 'maxScramIterations'
+    | 'tlsOptions'
+  > {
   readonly logger: Logger;
 }
 
