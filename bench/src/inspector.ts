@@ -36,8 +36,9 @@ export async function collectGarbage(url: string, timeoutMs = 30_000): Promise<H
   const pending = new Map<number, (result: Record<string, unknown>) => void>();
   const workers: WorkerAttached[] = [];
   let nextId = 1;
+  let timer: NodeJS.Timeout | undefined;
   const failed = new Promise<never>((_, reject) => {
-    const timer = setTimeout(
+    timer = setTimeout(
       () => reject(new Error(`inspector ${url}: no answer in ${timeoutMs} ms`)),
       timeoutMs,
     );
@@ -103,6 +104,7 @@ export async function collectGarbage(url: string, timeoutMs = 30_000): Promise<H
     await call('NodeWorker.disable');
     return { usedBytes, workers: workers.length };
   } finally {
+    clearTimeout(timer);
     ws.removeAllListeners('close');
     ws.terminate();
   }

@@ -178,18 +178,18 @@ export class PostgresSession {
     // unless a warm connection to this target is likely to serve the session instead.
     const dialing = this.mayUseWarm() ? undefined : this.dial();
     const hello = await readClientStartup(clientSource, client).catch((err: unknown) => {
-      if (dialing !== undefined) discard(dialing);
+      discard(dialing);
       throw err;
     });
     if (hello === undefined) {
-      if (dialing !== undefined) discard(dialing);
+      discard(dialing);
       this.logger.debug('client closed before starting a session');
       clientSource.detach();
       await endStream(client, this.ctx.clock, this.ctx.closeGraceMs);
       return;
     }
     if (hello.kind === 'cancel') {
-      if (dialing !== undefined) discard(dialing);
+      discard(dialing);
       clientSource.detach();
       await this.cancel(hello);
       return;
@@ -209,7 +209,7 @@ export class PostgresSession {
       }
       parse = await parserFor(policy, this.ctx.proxy.loadSqlParser);
     } catch (err) {
-      if (dialing !== undefined) discard(dialing);
+      discard(dialing);
       throw err;
     }
     this.transition(SessionState.dialing);
@@ -347,7 +347,7 @@ export class PostgresSession {
     const claimed = warm.enabled ? await warm.claim(spec, this.handshake.signal) : undefined;
     let conn: LoggedInTarget;
     if (claimed !== undefined) {
-      if (dialing !== undefined) discard(dialing);
+      discard(dialing);
       this.target = claimed.socket;
       this.transition(SessionState.authenticating);
       conn = claimed;
@@ -502,8 +502,9 @@ function endStream(stream: EngineSession['client'], clock: Clock, graceMs: numbe
 }
 
 /** Closes a target connection that is no longer wanted (once it is up, if it comes up). */
-function discard(dialing: Promise<TargetConnection>): void {
-  dialing.then(
+/** Closes a dial nobody will use (none when the session skipped dialing for a warm one). */
+function discard(dialing: Promise<TargetConnection> | undefined): void {
+  dialing?.then(
     ({ socket }) => socket.destroy(),
     () => {},
   );

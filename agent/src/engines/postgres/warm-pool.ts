@@ -18,9 +18,12 @@
  * refill is logged and not retried for `idleMs`: spares never cost a session anything.
  */
 import { createHash } from 'node:crypto';
-import type { Clock, ConnectionTarget, Logger, TimerHandle } from '@hoop/shared';
+import type { Clock, ConnectionTarget, Logger } from '@hoop/shared';
 import type { LoggedInTarget } from './login.js';
 import { terminate } from './writer.js';
+
+/** A spare is dropped on any of these: a byte from the target, its end, a close, an error. */
+const WATCHED = ['data', 'end', 'close', 'error'] as const;
 
 /** Keys remembered before empty ones are swept (clients choose parameters, so keys vary). */
 const MAX_SLOTS = 1024;
@@ -48,7 +51,7 @@ export type WarmOpener = (spec: WarmSpec, signal: AbortSignal) => Promise<Logged
 
 interface Ready {
   readonly conn: LoggedInTarget;
-  readonly timer: TimerHandle;
+  /** Stops watching the spare (listeners, idle timer) and uncounts it. */
   readonly drop: () => void;
 }
 
@@ -216,29 +219,20 @@ export class WarmPool {
       goodbye(conn);
       this.forget(key, slot);
     };
-    const onData = (): void => discard();
-    const onGone = (): void => discard();
     const timer = this.options.clock.setTimeout(() => {
       this.options.logger.debug('warm target connection idle: closed');
       discard();
     }, this.options.idleMs);
     entry = {
       conn,
-      timer,
       drop: () => {
         this.options.clock.clearTimeout(timer);
-        socket.off('data', onData);
-        socket.off('end', onGone);
-        socket.off('close', onGone);
-        socket.off('error', onGone);
+        for (const event of WATCHED) socket.off(event, discard);
         socket.pause();
         this.count(targetKey, -1);
       },
     };
-    socket.on('data', onData);
-    socket.on('end', onGone);
-    socket.on('close', onGone);
-    socket.on('error', onGone);
+    for (const event of WATCHED) socket.on(event, discard);
     socket.resume();
     slot.ready.push(entry);
     if (conn.leftover.length > 0 || socket.destroyed) discard();
