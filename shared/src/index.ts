@@ -19,6 +19,15 @@ export {
   toHoopError,
 } from './errors.js';
 export {
+  collectThroughInspector,
+  IDLE_COLLECTOR_DEFAULTS,
+  IdleCollector,
+  type IdleCollectorOptions,
+  type IdleCollectorProbes,
+  startIdleCollector,
+  threadProbes,
+} from './idle-collector.js';
+export {
   createLogger,
   type LogFields,
   type Logger,

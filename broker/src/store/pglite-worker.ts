@@ -10,6 +10,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
+import { startIdleCollector } from '@hoop/shared';
 import { durablePgliteOptions } from './pglite-durable-fs.js';
 import {
   type ClientMessage,
@@ -141,6 +142,7 @@ async function handle(message: ClientMessage): Promise<unknown> {
     case 'end':
       return end(message.tx, message.commit);
     case 'close':
+      idleCollector.stop();
       for (const open of transactions.values()) open.finish(false);
       transactions.clear();
       if (db !== undefined && !db.closed) await db.close();
@@ -150,6 +152,11 @@ async function handle(message: ClientMessage): Promise<unknown> {
 
 const port = parentPort;
 if (port === null) throw new Error('pglite-worker.js runs as a worker thread');
+/**
+ * This thread's own heap (PGlite's JavaScript, query results on their way out) gives back the
+ * garbage of a burst once the store is idle, like the broker's main thread (IdleCollector).
+ */
+const idleCollector = startIdleCollector();
 port.on('message', (message: ClientMessage) => {
   handle(message).then(
     (value) => port.postMessage({ id: message.id, ok: true, value } satisfies WorkerReply),

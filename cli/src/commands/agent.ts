@@ -6,7 +6,7 @@
 import { HoopError } from '@hoop/shared';
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
-import { untilSignal } from '../signals.js';
+import { serveUntilSignal } from '../signals.js';
 
 export function agentCommand(program: Command, ctx: () => CommandContext): void {
   const agent = program.command('agent').description('run an agent next to your targets');
@@ -90,7 +90,7 @@ export function agentCommand(program: Command, ctx: () => CommandContext): void 
           c.out.progress(`hoop agent: ${error.message}; retrying…`);
       });
       instance.start();
-      await untilSignal();
+      await serveUntilSignal(logger);
       await instance.stop();
     });
 }

@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
-import { untilSignal } from '../signals.js';
+import { serveUntilSignal } from '../signals.js';
 
 export function brokerCommand(program: Command, ctx: () => CommandContext): void {
   const broker = program.command('broker').description('run the broker');
@@ -54,7 +54,7 @@ export function brokerCommand(program: Command, ctx: () => CommandContext): void
           }
         },
       );
-      await untilSignal();
+      await serveUntilSignal(logger);
       await broker.close();
     });
 }

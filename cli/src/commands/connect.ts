@@ -13,7 +13,7 @@ import { ApiClient } from '../api-client.js';
 import { loadConfig } from '../config.js';
 import { ConnectListener } from '../connect/listener.js';
 import type { CommandContext } from '../context.js';
-import { untilSignal } from '../signals.js';
+import { serveUntilSignal } from '../signals.js';
 import { parsePort } from './admin-connections.js';
 import {
   type AccessOptions,
@@ -146,7 +146,7 @@ export function connectCommand(program: Command, ctx: () => CommandContext): voi
           );
         },
       );
-      await untilSignal();
+      await serveUntilSignal(c.logger);
       await listener.close();
       tunnel.close();
     });

@@ -11,7 +11,7 @@ import { HoopError } from '@hoop/shared';
 import type { Command } from 'commander';
 import { configPath, readConfigFile, writeConfigFile } from '../config.js';
 import type { CommandContext } from '../context.js';
-import { untilSignal } from '../signals.js';
+import { serveUntilSignal } from '../signals.js';
 import { DEFAULT_CONNECT_PORT } from './connect.js';
 
 const AGENT_NAME = 'local';
@@ -184,7 +184,7 @@ export function upCommand(program: Command, ctx: () => CommandContext): void {
           c.out.line('Press Ctrl-C to stop.');
         },
       );
-      await untilSignal();
+      await serveUntilSignal(logger);
       c.out.progress('Stopping…');
       await agent.stop();
       await broker.close();
