@@ -82,8 +82,13 @@ const measured = {
     opened: 1000,
     openSeconds: 3,
     target: 'fake',
+    idleSeconds: 12,
     processes: {
-      broker: { before: { rssKiB: 102400, fds: 30 }, idle: { rssKiB: 133120, fds: 1030 } },
+      broker: {
+        before: { rssKiB: 102400, fds: 30 },
+        justOpened: { rssKiB: 163840, fds: 1030 },
+        idle: { rssKiB: 133120, fds: 1030 },
+      },
     },
   },
 };
@@ -123,6 +128,7 @@ const scaleOnPostgres: ScaleResult = {
   opened: 1000,
   openSeconds: 3,
   target: 'fake',
+  idleSeconds: 12,
   processes: {
     broker: { before: { rssKiB: 61440, fds: 30 }, idle: { rssKiB: 92160, fds: 31 } },
   },
@@ -230,8 +236,9 @@ describe('renderReport', () => {
     );
     assert.match(
       text,
-      /^\| broker \| 100\.0 MiB \| 130\.0 MiB \| 30\.7 KiB \| 30 \| 1030 \| n\/a \/ n\/a \|$/m,
+      /^\| broker \| 100\.0 MiB \| 160\.0 MiB \| 130\.0 MiB \| 30\.7 KiB \| 30 \| 1030 \| n\/a \/ n\/a \|$/m,
     );
+    assert.match(text, /^\| process \| RSS before \| RSS just opened \| RSS idle 12 s \|/m);
     // One scale table per store, and the RSS target for each.
     assert.match(
       text,
@@ -243,7 +250,7 @@ describe('renderReport', () => {
     );
     assert.match(
       text,
-      /^\| broker \| 60\.0 MiB \| 90\.0 MiB \| 30\.7 KiB \| 30 \| 31 \| n\/a \/ n\/a \|$/m,
+      /^\| broker \| 60\.0 MiB \| n\/a \| 90\.0 MiB \| 30\.7 KiB \| 30 \| 31 \| n\/a \/ n\/a \|$/m,
     );
     assert.match(
       text,

@@ -87,10 +87,15 @@ export interface ScaleResult {
   readonly opened: number;
   readonly openSeconds: number;
   readonly target: string;
-  /** Per process: before opening, with every session idle, and after closing them. */
+  /** How long processes sat idle before "before" and "idle" were sampled. */
+  readonly idleSeconds: number;
+  /**
+   * Per process: before opening, right after opening (2 s), with every session idle for
+   * `idleSeconds`, and after closing them.
+   */
   readonly processes: Record<
     string,
-    { before?: ProcSample; idle?: ProcSample; after?: ProcSample }
+    { before?: ProcSample; justOpened?: ProcSample; idle?: ProcSample; after?: ProcSample }
   >;
 }
 
@@ -333,8 +338,8 @@ export function renderReport(r: BenchResults): string {
     out.push(
       `## Scale: ${s.opened}/${s.sessions} idle sessions through one hoop connect (${store}; ${s.target}), opened in ${s.openSeconds.toFixed(1)} s`,
       '',
-      '| process | RSS before | RSS idle | per session | fds before | fds idle | RSS / fds after closing |',
-      '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+      `| process | RSS before | RSS just opened | RSS idle ${s.idleSeconds} s | per session | fds before | fds idle | RSS / fds after closing |`,
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     );
     for (const [name, p] of Object.entries(s.processes)) {
       const per =
@@ -342,7 +347,7 @@ export function renderReport(r: BenchResults): string {
           ? `${((p.idle.rssKiB - p.before.rssKiB) / s.opened).toFixed(1)} KiB`
           : 'n/a';
       out.push(
-        `| ${name} | ${mib(p.before?.rssKiB)} | ${mib(p.idle?.rssKiB)} | ${per} | ${p.before?.fds ?? 'n/a'} | ${p.idle?.fds ?? 'n/a'} | ${mib(p.after?.rssKiB)} / ${p.after?.fds ?? 'n/a'} |`,
+        `| ${name} | ${mib(p.before?.rssKiB)} | ${mib(p.justOpened?.rssKiB)} | ${mib(p.idle?.rssKiB)} | ${per} | ${p.before?.fds ?? 'n/a'} | ${p.idle?.fds ?? 'n/a'} | ${mib(p.after?.rssKiB)} / ${p.after?.fds ?? 'n/a'} |`,
       );
     }
     out.push('');

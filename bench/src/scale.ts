@@ -9,6 +9,7 @@
  */
 
 import { performance } from 'node:perf_hooks';
+import { IDLE_COLLECTOR_DEFAULTS } from '@hoop/shared';
 import { type IdleSession, openIdleSession, startFakePostgres } from './fake-postgres.js';
 import { addConnection, type Hoop } from './hoop.js';
 import type { ScaleResult } from './report.js';
@@ -18,6 +19,12 @@ import { type ProcSample, sampleAll } from './sampling.js';
 const CONCURRENCY = 50;
 const OPEN_TIMEOUT_MS = 30_000;
 const SETTLE_MS = 2000;
+/**
+ * How long sessions sit idle before "idle" is sampled: two of the idle collector's intervals
+ * and a little, so each process has looked at an idle loop at least once (shared's
+ * IdleCollector gives a burst's garbage back then). "Just opened" is sampled after SETTLE_MS.
+ */
+const IDLE_MS = 2 * IDLE_COLLECTOR_DEFAULTS.intervalMs + SETTLE_MS;
 
 export interface ScaleOptions {
   /** Which store `hoop`'s broker runs on (reported with the numbers). */
@@ -38,7 +45,11 @@ export async function runScaleCase(hoop: Hoop, o: ScaleOptions): Promise<ScaleRe
       'idle',
     );
     const pids = { broker: hoop.broker.pid, agent: hoop.agent.pid, connect: conn.connect.pid };
-    const settle = () => new Promise((r) => setTimeout(r, SETTLE_MS));
+    const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const settle = () => wait(SETTLE_MS);
+    // Start-up and connection set-up leave garbage too: the processes get the same idle time
+    // before "before" as the sessions get before "idle".
+    await wait(IDLE_MS);
     const before = await sampleAll(pids);
 
     o.log(`bench: scale: opening ${o.sessions} idle sessions through hoop connect…`);
@@ -63,6 +74,8 @@ export async function runScaleCase(hoop: Hoop, o: ScaleOptions): Promise<ScaleRe
     if (firstError !== undefined)
       o.log(`bench: scale: stopped at ${sessions.length} sessions: ${firstError}`);
     await settle();
+    const justOpened = await sampleAll(pids);
+    await wait(IDLE_MS - SETTLE_MS);
     const idle = await sampleAll(pids);
     o.log(
       `bench: scale: ${sessions.length} sessions open (${fake.sessions()} at the target) in ${openSeconds.toFixed(1)} s`,
@@ -73,13 +86,11 @@ export async function runScaleCase(hoop: Hoop, o: ScaleOptions): Promise<ScaleRe
     const after = await sampleAll(pids);
     await conn.connect.stop();
 
-    const processes: Record<
-      string,
-      { before?: ProcSample; idle?: ProcSample; after?: ProcSample }
-    > = {};
+    const processes: ScaleResult['processes'] = {};
     for (const name of Object.keys(pids)) {
       processes[name] = {
         ...pick('before', before[name]),
+        ...pick('justOpened', justOpened[name]),
         ...pick('idle', idle[name]),
         ...pick('after', after[name]),
       };
@@ -90,6 +101,7 @@ export async function runScaleCase(hoop: Hoop, o: ScaleOptions): Promise<ScaleRe
       opened,
       openSeconds,
       target: 'fake PostgreSQL in the bench, default policy',
+      idleSeconds: IDLE_MS / 1000,
       processes,
     };
   } finally {
