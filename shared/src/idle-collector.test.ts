@@ -29,10 +29,11 @@ function fakeProbes(start: { utilization: number; heap: number; after: number })
 
 describe('IdleCollector', () => {
   it('collects once an idle loop sits on a grown heap, then not again until it grows anew', async () => {
-    const { state, probes } = fakeProbes({ utilization: 0.01, heap: 20 * MiB, after: 20 * MiB });
+    const { state, probes } = fakeProbes({ utilization: 0.01, heap: 10 * MiB, after: 10 * MiB });
     const collector = new IdleCollector({ probes, growthBytes: 16 * MiB });
-    assert.equal(await collector.check(), false, 'no growth yet');
+    assert.equal(await collector.check(), false, 'a heap under growthBytes is left alone');
     state.heap = 60 * MiB;
+    state.after = 20 * MiB;
     assert.equal(await collector.check(), true);
     assert.equal(state.collections, 1);
     assert.equal(await collector.check(), false, 'back at the baseline');
@@ -53,9 +54,18 @@ describe('IdleCollector', () => {
     assert.equal(await collector.check(), true);
   });
 
-  it('takes a heap V8 shrank on its own as the new reference', async () => {
-    const { state, probes } = fakeProbes({ utilization: 0.01, heap: 80 * MiB, after: 10 * MiB });
+  it('gives back what starting up left behind at the first idle look', async () => {
+    const { state, probes } = fakeProbes({ utilization: 0.01, heap: 40 * MiB, after: 15 * MiB });
     const collector = new IdleCollector({ probes, growthBytes: 16 * MiB });
+    assert.equal(await collector.check(), true);
+    assert.equal(state.heap, 15 * MiB);
+    assert.equal(await collector.check(), false);
+  });
+
+  it('takes a heap V8 shrank on its own as the new reference', async () => {
+    const { state, probes } = fakeProbes({ utilization: 0.01, heap: 60 * MiB, after: 50 * MiB });
+    const collector = new IdleCollector({ probes, growthBytes: 16 * MiB });
+    assert.equal(await collector.check(), true, 'the reference is now 50 MiB');
     state.heap = 20 * MiB;
     assert.equal(await collector.check(), false);
     state.heap = 38 * MiB;

@@ -8,7 +8,8 @@
  *
  * Every `intervalMs` this looks at the thread's event loop and heap: when the loop was idle
  * (utilization under `maxUtilization` over the whole interval) and the heap has grown by at least
- * `growthBytes` since the last collection, it runs one full collection that also returns the
+ * `growthBytes` since the last collection (or holds that much at all, the first time: start-up
+ * leaves garbage too), it runs one full collection that also returns the
  * young generation's pages — what the inspector's "collect garbage" does, through an in-process
  * inspector session (no port is opened). A busy thread is never paused; a thread whose heap has
  * not grown is never collected twice. Each thread (the broker's store worker too) runs its own.
@@ -53,7 +54,11 @@ export class IdleCollector {
   private readonly growthBytes: number;
   private readonly probes: IdleCollectorProbes;
   private timer: TimerHandle | undefined;
-  private baseline: number;
+  /**
+   * The heap right after the last collection. It starts at zero, so the first idle look also
+   * gives back what starting up left behind (migrations, the store's start, parsed modules).
+   */
+  private baseline = 0;
   private collecting = false;
   private stopped = false;
   private collections = 0;
@@ -70,7 +75,6 @@ export class IdleCollector {
       throw new RangeError('idle collector: maxUtilization must be between 0 and 1');
     }
     this.probes = options.probes ?? threadProbes();
-    this.baseline = this.probes.heapBytes();
   }
 
   /** Starts looking; the timer never keeps the thread alive. */
