@@ -7,15 +7,16 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { BenchError } from './errors.js';
-import { launcherFlags } from './hoop.js';
+import { launcher } from './hoop.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cli = join(repoRoot, 'cli', 'bin', 'hoop.js');
 
-describe('launcherFlags', () => {
-  it('reads the flags of the real launcher, which runs through its shebang with them', async () => {
-    const flags = await launcherFlags(cli);
+describe('launcher', () => {
+  it('reads the environment and flags of the real launcher, which runs through its shebang with them', async () => {
+    const { env, flags } = await launcher(cli);
     assert.ok(flags.includes('--initial-old-space-size=64'), flags.join(' '));
+    assert.deepEqual(env, { MALLOC_ARENA_MAX: '2' });
     // Executed as a user's shell does (no `node` in front): env -S must accept the line.
     const { stdout } = await promisify(execFile)(cli, ['--version'], { timeout: 30_000 });
     assert.match(stdout, /^\d+\.\d+\.\d+/);
@@ -26,9 +27,16 @@ describe('launcherFlags', () => {
     try {
       const file = join(dir, 'hoop.js');
       await writeFile(file, '#!/usr/bin/env node\nconsole.log(1);\n');
-      await assert.rejects(launcherFlags(file), BenchError);
+      await assert.rejects(launcher(file), BenchError);
       await writeFile(file, '#!/usr/bin/env -S node --x=1 $(rm -rf /)\n');
-      await assert.rejects(launcherFlags(file), BenchError);
+      await assert.rejects(launcher(file), BenchError);
+      await writeFile(file, '#!/usr/bin/env -S A=$(rm) node --x=1\n');
+      await assert.rejects(launcher(file), BenchError);
+      await writeFile(file, '#!/usr/bin/env -S A=1 B_2=x.y node --x=1 --y\n');
+      assert.deepEqual(await launcher(file), {
+        env: { A: '1', B_2: 'x.y' },
+        flags: ['--x=1', '--y'],
+      });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -85,12 +85,13 @@ export async function startHoop(services: Services, options: HoopOptions): Promi
   if (!existsSync(join(options.repoRoot, 'cli', 'dist', 'main.js'))) {
     throw new BenchError(BenchErrorCode.notFound, 'hoop is not built: run `npm run build` first');
   }
-  const flags = await launcherFlags(cli);
+  const { env: launcherEnv, flags } = await launcher(cli);
   const node = [...flags, cli];
   const serviceNode = options.inspect === true ? [...flags, INSPECT, cli] : node;
   const { signal } = options;
   const baseEnv: Env = {
     ...withoutHoopVariables(options.env),
+    ...launcherEnv,
     HOME: options.tmpDir,
     HOOP_CONFIG: join(options.tmpDir, 'config.json'),
     HOOP_LOG_LEVEL: 'warn',
@@ -293,19 +294,29 @@ async function hoopJson<T>(
 }
 
 /**
- * Node's flags from the launcher's shebang (`#!/usr/bin/env -S node FLAGS`): the bench runs hoop
- * with the flags a user's `hoop` runs with, and keeps one copy of them.
+ * The environment and Node's flags of the launcher's shebang
+ * (`#!/usr/bin/env -S [NAME=VALUE ...] node FLAGS`): the bench runs hoop as a user's `hoop`
+ * runs, and keeps one copy of them.
  */
-export async function launcherFlags(cli: string): Promise<string[]> {
+export async function launcher(cli: string): Promise<{ env: Env; flags: string[] }> {
   const [first = ''] = (await readFile(cli, 'utf8')).split('\n', 1);
-  const match = /^#!\/usr\/bin\/env -S node((?: +--[\w-]+(?:=\S+)?)*) *$/.exec(first);
+  const match =
+    /^#!\/usr\/bin\/env -S((?: +[A-Z_][A-Z0-9_]*=[\w.-]+)*) node((?: +--[\w-]+(?:=\S+)?)*) *$/.exec(
+      first,
+    );
   if (match === null) {
     throw new BenchError(
       BenchErrorCode.notFound,
-      `${cli} has no \`env -S node\` shebang: ${first}`,
+      `${cli} has no \`env -S [NAME=VALUE ...] node FLAGS\` shebang: ${first}`,
     );
   }
-  return (match[1] ?? '').split(' ').filter((f) => f !== '');
+  const words = (text: string | undefined) => (text ?? '').split(' ').filter((w) => w !== '');
+  const env: Record<string, string> = {};
+  for (const assignment of words(match[1])) {
+    const at = assignment.indexOf('=');
+    env[assignment.slice(0, at)] = assignment.slice(at + 1);
+  }
+  return { env, flags: words(match[2]) };
 }
 
 /** The bench decides every HOOP_* setting itself (e.g. never a HOOP_DATABASE_URL from the shell). */
