@@ -16,7 +16,7 @@ describe('launcher', () => {
   it('reads the environment and flags of the real launcher, which runs through its shebang with them', async () => {
     const { env, flags } = await launcher(cli);
     assert.ok(flags.includes('--initial-old-space-size=64'), flags.join(' '));
-    assert.deepEqual(env, { MALLOC_ARENA_MAX: '2' });
+    assert.deepEqual(env, { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '262144' });
     // Executed as a user's shell does (no `node` in front): env -S must accept the line.
     const { stdout } = await promisify(execFile)(cli, ['--version'], { timeout: 30_000 });
     assert.match(stdout, /^\d+\.\d+\.\d+/);
