@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { HoopError } from '../errors.js';
 import { encodeFrame, encodeWindow, type Frame, FrameKind } from './frame.js';
-import { resolveLimits } from './limits.js';
+import { defaultTunnelLimits, resolveLimits } from './limits.js';
 import { FrameReader } from './reader.js';
-import { FrameSender } from './sender.js';
+import { FrameSender, MESSAGE_TARGET_BYTES } from './sender.js';
 import { type WebSocketLike, WS_OPEN } from './socket.js';
 
 /** A socket that keeps what it is sent (one Buffer per WebSocket message). */
@@ -38,6 +38,22 @@ function framesOf(messages: Buffer[]): Frame[] {
 describe('FrameSender', () => {
   const limits = resolveLimits({ maxFrameBytes: 1024, maxMessageBytes: 64 * 1024 });
   const noOverflow = (err: HoopError) => assert.fail(err.message);
+
+  it('sends bulk data in messages of about MESSAGE_TARGET_BYTES, not one per turn', () => {
+    const ws = fakeSocket();
+    const sender = new FrameSender(ws, defaultTunnelLimits, noOverflow);
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    for (let i = 0; i < 16; i++) sender.pushData(1, chunk);
+    sender.flush();
+    assert.ok(ws.sent.length >= 4, `${ws.sent.length} messages`);
+    for (const m of ws.sent)
+      assert.ok(m.length <= MESSAGE_TARGET_BYTES + chunk.length + 64, `${m.length}`);
+    const frames = framesOf(ws.sent);
+    assert.equal(
+      frames.reduce((n, f) => n + f.body.length, 0),
+      16 * chunk.length,
+    );
+  });
 
   it('sends one message per turn, and extends a DATA frame with more data for its stream', () => {
     const ws = fakeSocket();
