@@ -124,6 +124,39 @@ describe('collection through the in-process inspector', () => {
     );
   });
 
+  it('on its own timer, with the real probes: collects once the loop goes idle after a burst', async () => {
+    const logged: { heapBefore: number; heapAfter: number }[] = [];
+    const logger = {
+      debug: (msg: string, fields?: Record<string, unknown>) => {
+        if (msg === 'idle collection')
+          logged.push(fields as { heapBefore: number; heapAfter: number });
+      },
+      info: () => {},
+      warn: () => {},
+      error: () => {},
+      child: () => logger,
+    };
+    const collector = new IdleCollector({ intervalMs: 200, logger });
+    let keep: unknown[] | undefined = [];
+    for (let i = 0; i < 400_000; i++) keep.push({ i, text: `row ${i} ${'x'.repeat(40)}` });
+    keep = undefined;
+    collector.start();
+    try {
+      for (let waited = 0; collector.count === 0 && waited < 5000; waited += 50) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      collector.stop();
+    }
+    assert.equal(keep, undefined);
+    assert.equal(collector.count, 1);
+    const [entry] = logged;
+    assert.ok(
+      entry !== undefined && entry.heapAfter < entry.heapBefore - 20 * MiB,
+      JSON.stringify(logged),
+    );
+  });
+
   it('the real probes see a busy loop as busy and an idle one as idle', async () => {
     const probes = threadProbes();
     probes.utilization();
