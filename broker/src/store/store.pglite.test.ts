@@ -76,6 +76,25 @@ describe('PGlite data directory', () => {
     }
   });
 
+  it('starts with small shared buffers and statistics target, on disk and in memory', async () => {
+    for (const options of [{ dataDir: join(root, 'settings') }, {}]) {
+      const database = await openDatabase(options);
+      try {
+        const result = await database.db.execute<Settings>(
+          sql`select current_setting('shared_buffers') as buffers,
+                     current_setting('default_statistics_target') as target`,
+        );
+        const rows = (result as unknown as { rows: Settings[] }).rows;
+        assert.deepEqual(
+          rows.map((r) => [r.buffers, r.target]),
+          [['8MB', '10']],
+        );
+      } finally {
+        await database.close();
+      }
+    }
+  });
+
   it('says so when the migrations folder is missing', async () => {
     await assert.rejects(
       openDatabase({ dataDir: join(root, 'nomig'), migrationsFolder: join(root, 'absent') }),
@@ -86,6 +105,8 @@ describe('PGlite data directory', () => {
     );
   });
 });
+
+type Settings = { readonly buffers: string; readonly target: string };
 
 async function countMigrations(
   database: Awaited<ReturnType<typeof openDatabase>>,
