@@ -9,10 +9,10 @@
  * Every `intervalMs` this looks at the thread's event loop and heap: when the loop was idle
  * (utilization under `maxUtilization` over the whole interval) and the heap has grown by at least
  * `growthBytes` since the last collection (or holds that much at all, the first time: start-up
- * leaves garbage too), it runs one full collection that also returns the
- * young generation's pages — what the inspector's "collect garbage" does, through an in-process
- * inspector session (no port is opened). A busy thread is never paused; a thread whose heap has
- * not grown is never collected twice. Each thread (the broker's store worker too) runs its own.
+ * leaves garbage too), it runs one full collection that also returns the young generation's
+ * pages — what the inspector's "collect garbage" does, through an in-process inspector session
+ * (no port is opened). A busy thread is never paused; a thread whose heap has not grown is never
+ * collected twice. Each thread (the broker's store worker too) runs its own.
  */
 import { performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';

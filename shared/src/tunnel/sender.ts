@@ -29,12 +29,19 @@ export class FrameSender {
    * one frame and is written to the far socket with one call.
    */
   private openData: { header: Buffer; stream: number; length: number } | undefined;
+  /** Queued bytes that send the batch at once (read on every push, so worked out once). */
+  private readonly flushThreshold: number;
 
   constructor(
     private readonly ws: WebSocketLike,
     private readonly limits: TunnelLimits,
     private readonly onOverflow: (err: HoopError) => void,
-  ) {}
+  ) {
+    this.flushThreshold = Math.min(
+      MESSAGE_TARGET_BYTES,
+      limits.maxMessageBytes - limits.maxFrameBytes - FRAME_HEADER_BYTES,
+    );
+  }
 
   /** Queues one already-encoded frame (or several back to back). */
   push(encoded: Buffer): void {
@@ -105,13 +112,6 @@ export class FrameSender {
     this.parts = [];
     this.bytes = 0;
     this.openData = undefined;
-  }
-
-  private get flushThreshold(): number {
-    return Math.min(
-      MESSAGE_TARGET_BYTES,
-      this.limits.maxMessageBytes - this.limits.maxFrameBytes - FRAME_HEADER_BYTES,
-    );
   }
 
   private schedule(): void {
