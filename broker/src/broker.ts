@@ -336,7 +336,9 @@ export async function startBroker(
         wss.close();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
-        // Session ends, grant rows and audit events still grouping: written before the store closes.
+        // Audit appends under way, then session ends, grant rows and audit events still
+        // grouping: written before the store closes.
+        await hub.settle();
         await store.context.writes?.settle();
         await database.close();
       })();

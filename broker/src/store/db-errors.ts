@@ -21,9 +21,14 @@ export interface DriverErrorInfo {
   readonly message: string;
 }
 
-/** Finds the driver's error under drizzle's wrapper (follows `cause` a few levels). */
+/**
+ * Finds the driver's error under drizzle's wrapper (follows `cause` a few levels). Without a
+ * SQLSTATE anywhere (a closed store, a dropped connection), the innermost error's message is
+ * used: drizzle's own wrapper (`Failed query: … params: …`) is never the source of a message.
+ */
 export function driverErrorInfo(err: unknown): DriverErrorInfo {
   let current: unknown = err;
+  let innermost: Error | undefined;
   for (let depth = 0; depth < 4 && current instanceof Error; depth++) {
     const fields = current as { code?: unknown; constraint?: unknown; constraint_name?: unknown };
     if (typeof fields.code === 'string') {
@@ -34,13 +39,19 @@ export function driverErrorInfo(err: unknown): DriverErrorInfo {
         message: current.message,
       };
     }
+    if (!isQueryWrapper(current)) innermost = current;
     current = current.cause;
   }
   return {
     code: undefined,
     constraint: undefined,
-    message: current instanceof Error ? current.message : 'unknown error',
+    message: innermost?.message ?? 'unknown error',
   };
+}
+
+/** drizzle's DrizzleQueryError: its message holds the query's parameters. */
+function isQueryWrapper(err: Error): boolean {
+  return err.constructor.name === 'DrizzleQueryError' || err.message.startsWith('Failed query:');
 }
 
 /** A HoopError for an unexpected database failure, safe to show and log. */

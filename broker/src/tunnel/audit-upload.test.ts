@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { EngineSession } from '@hoop/agent';
-import { FakeClock } from '@hoop/shared';
+import { createLogger, FakeClock } from '@hoop/shared';
 import type { Broker } from '../broker.js';
 import {
   addEchoConnection,
@@ -19,10 +19,14 @@ import {
 
 const EVENTS = 5_000;
 
-/** Records EVENTS statements as soon as the session opens, then echoes. */
+/** Records `events` statements as soon as the session opens, then echoes. */
 class BusyEngine extends EchoEngine {
+  constructor(private readonly events = EVENTS) {
+    super();
+  }
+
   override serve(session: EngineSession): Promise<void> {
-    for (let i = 0; i < EVENTS; i++) {
+    for (let i = 0; i < this.events; i++) {
       session.audit({
         type: 'statement',
         session: session.sessionId,
@@ -73,6 +77,35 @@ describe('audit upload from a busy agent', () => {
       stream.destroy();
     } finally {
       client.close();
+    }
+  });
+});
+
+describe('closing the broker while an agent uploads audit events', () => {
+  it('lets the running append finish before the store closes, and drops the waiting ones', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'warn', format: 'json', write: (l) => lines.push(l) });
+    // The clock never moves: a group under the ready size would wait for ever, so close()
+    // resolving shows that shutdown does not wait for the append interval.
+    const clock = new FakeClock(Date.now());
+    const t = await startTestBroker({ prefix: 'hoop-audit-close-', start: { clock }, logger });
+    try {
+      await t.startAgent('busy-agent', { engines: echoEngines(new BusyEngine(40_000)) });
+      await addEchoConnection(t.broker, 'busy', 'busy-agent');
+      const client = t.tunnel();
+      const { stream, session } = await client.open({ t: 'open', connection: 'busy' });
+      stream.on('error', () => {}); // the shutdown ends it
+      // Appends now run back to back; close while one is under way.
+      await until(
+        'the first groups to be stored',
+        async () => (await t.broker.store.listSessionEvents(session, 10)).length > 1,
+      );
+      await t.broker.close();
+      const failures = lines.filter((l) => JSON.parse(l).level === 'error');
+      assert.deepEqual(failures, [], 'no append failed because the store closed under it');
+      client.close();
+    } finally {
+      await t.close();
     }
   });
 });

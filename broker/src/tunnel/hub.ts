@@ -203,6 +203,9 @@ export class Hub {
   private readonly clients = new Set<ClientLink>();
   /** Per agent tunnel: the audit batches in arrival order, and where a failed one left off. */
   private readonly auditQueues = new WeakMap<AgentLink, AuditQueue>();
+  /** Audit drains running now; shutdown waits for them before the store closes. */
+  private readonly auditDrains = new Set<Promise<void>>();
+  private closed = false;
   /** Per live route: the timer that ends it when its grant expires. */
   private readonly expiryTimers = new Map<Route, TimerHandle>();
   /** Session ends written together while another write runs (when the store can). */
@@ -347,10 +350,14 @@ export class Hub {
 
   /** Closes every tunnel (broker shutdown). */
   close(): void {
+    this.closed = true;
     const err = new HoopError('TUNNEL_CLOSED', 'the broker is shutting down');
     for (const timer of this.expiryTimers.values()) this.options.clock.clearTimeout(timer);
     this.expiryTimers.clear();
-    for (const link of this.agents.values()) link.tunnel.close(err);
+    for (const link of this.agents.values()) {
+      this.auditQueues.get(link)?.wake?.();
+      link.tunnel.close(err);
+    }
     for (const link of this.clients) link.tunnel.close(err);
   }
 
@@ -363,6 +370,14 @@ export class Hub {
       logger,
       name,
     });
+  }
+
+  /**
+   * After close(): resolves once the audit appends already running have ended. Batches not yet
+   * appended are dropped unacknowledged (their agents send them again when they reconnect).
+   */
+  async settle(): Promise<void> {
+    while (this.auditDrains.size > 0) await Promise.allSettled([...this.auditDrains]);
   }
 
   // ---- client → broker ----
@@ -886,20 +901,24 @@ export class Hub {
    * never covers a batch that was lost.
    */
   private storeAudit(link: AgentLink, events: readonly AuditEvent[], seq?: number): void {
+    if (this.closed) return;
     let queue = this.auditQueues.get(link);
     if (queue === undefined) {
       queue = { pending: [], running: false, failedAt: undefined, lastAppend: 0 };
       this.auditQueues.set(link, queue);
     }
     queue.pending.push({ events, seq });
-    if (!queue.running) void this.drainAudit(link, queue);
-    else if (queue.wake !== undefined && pendingEvents(queue) >= AUDIT_GROUP_READY) queue.wake();
+    if (!queue.running) {
+      const drain = this.drainAudit(link, queue);
+      this.auditDrains.add(drain);
+      void drain.finally(() => this.auditDrains.delete(drain));
+    } else if (queue.wake !== undefined && pendingEvents(queue) >= AUDIT_GROUP_READY) queue.wake();
   }
 
   private async drainAudit(link: AgentLink, q: AuditQueue): Promise<void> {
     q.running = true;
     try {
-      while (q.pending.length > 0) {
+      while (q.pending.length > 0 && !this.closed) {
         // Appends at most every AUDIT_APPEND_INTERVAL_MS: what arrives meanwhile joins the next
         // group (the agent bounds what it sends unacknowledged), so the store does a few large
         // appends instead of many small ones on the event loop the relay shares. A group large
@@ -923,6 +942,7 @@ export class Hub {
             };
           });
         }
+        if (this.closed) break;
         const group = takeAuditGroup(q.pending, MAX_AUDIT_GROUP);
         if (group.seq !== undefined && q.failedAt !== undefined) {
           if (group.seq > q.failedAt) continue;
