@@ -442,8 +442,9 @@ export class Agent extends EventEmitter<AgentEvents> {
         },
       )
       .finally(() => {
-        // The session's last events reach stable storage before it counts as over.
-        this.spool.flush();
+        // The session's last events go to stable storage now, not at the end of the batch
+        // window (on the thread pool: a blocking fsync here held every other session's relay).
+        this.spool.syncSoon();
         this.clock.clearTimeout(expiry);
         this.sessions.delete(message.session);
         if (!stream.destroyed) stream.destroy();

@@ -143,6 +143,64 @@ describe('spool', () => {
     s.close();
   });
 
+  it('keeps a small acknowledged active segment until it holds rollAckedBytes, and rolls it at close', () => {
+    const dir = tempDir();
+    const s = open(dir, { fsync: 'batch', fsyncMs: 1_000_000, rollAckedBytes: 200 });
+    for (let i = 1; i <= 3; i++) s.append(p(`small-${i}`));
+    s.flush();
+    const first = segments(dir);
+    s.ack(3);
+    assert.deepEqual(segments(dir), first, 'no roll: the same segment file, nothing created');
+    assert.equal(s.pending, 0);
+    // Past rollAckedBytes, the next full ack rolls: a new active segment named by the next seq.
+    for (let i = 4; i <= 12; i++) s.append(p(`bigger-${i}-${'x'.repeat(20)}`));
+    s.flush();
+    s.ack(12);
+    assert.deepEqual(segments(dir), ['seg-0000000000000013.spool']);
+    s.append(p('after'));
+    s.flush();
+    s.ack(13);
+    assert.deepEqual(segments(dir), ['seg-0000000000000013.spool'], 'small again: kept');
+    s.close();
+    assert.deepEqual(segments(dir), ['seg-0000000000000014.spool'], 'close leaves it empty');
+    const again = open(dir);
+    assert.equal(again.pending, 0, 'nothing acked is sent again after a clean stop');
+    assert.equal(again.append(p('next')), 14);
+    again.close();
+  });
+
+  it('sends acked records kept in the active segment again after a crash, and numbers on', () => {
+    const dir = tempDir();
+    const s = open(dir, { fsync: 'always' });
+    for (let i = 1; i <= 3; i++) s.append(p(`e${i}`));
+    s.ack(3);
+    const copy = tempDir();
+    cpSync(dir, copy, { recursive: true });
+    writeFileSync(join(copy, 'lock'), '999999999\n');
+    s.close();
+    const again = open(copy);
+    assert.deepEqual(
+      again.read(100, 1 << 20).map((r) => r.seq),
+      [1, 2, 3],
+      'the broker skips these as duplicates',
+    );
+    assert.equal(again.append(p('e4')), 4);
+    again.close();
+  });
+
+  it('syncSoon makes appended records durable without waiting for the batch window', async () => {
+    const dir = tempDir();
+    const s = open(dir, { fsync: 'batch', fsyncMs: 1_000_000 });
+    s.append(p('a'));
+    s.append(p('b'));
+    assert.equal(s.durableSeq, 0);
+    s.syncSoon();
+    const end = Date.now() + 5_000;
+    while (s.durableSeq < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(s.durableSeq, 2);
+    s.close();
+  });
+
   it('keeps everything appended across a crash (no close) and resends it', () => {
     const dir = tempDir();
     const s = open(dir, { fsync: 'batch', fsyncMs: 1_000_000 });
