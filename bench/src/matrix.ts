@@ -35,8 +35,50 @@ interface Acc {
   histogram: LatencyHistogram;
 }
 
+/** Longest warm-up run per path and mode, in seconds. */
+export const WARM_UP_MAX_S = 3;
+/** Clients of the warm-up runs, at most. */
+export const WARM_UP_MAX_CLIENTS = 8;
+
+/**
+ * The warm-up before the measured rounds: one short run per path and mode, not counted. A fresh
+ * Node.js process runs its relay code unoptimized at first: a new hoop at `pgbench -c 1` went
+ * 1,155 → 2,193 → 2,546 → 2,719 TPS over four 5 s intervals. Without it the first cells of round
+ * 1 measure V8's compiler for the Node.js paths (hoop, the relays) and not for the others.
+ */
+export function warmUpPlan(
+  clients: readonly number[],
+  durationS: number,
+): { clients: number; durationS: number } {
+  return {
+    clients: Math.min(WARM_UP_MAX_CLIENTS, Math.max(1, ...clients)),
+    durationS: Math.max(1, Math.min(WARM_UP_MAX_S, Math.round(durationS))),
+  };
+}
+
+async function warmUp(o: MatrixOptions): Promise<void> {
+  const plan = warmUpPlan(o.clients, o.durationS);
+  for (const mode of QUERY_MODES) {
+    for (const [path, endpoint] of o.endpoints) {
+      const summary = await runPgbench({
+        endpoint,
+        clients: plan.clients,
+        threads: Math.min(plan.clients, o.cpus),
+        durationS: plan.durationS,
+        mode,
+        env: o.env,
+        signal: o.signal,
+      });
+      o.log(
+        `bench: warm-up -S -M ${mode.padEnd(8)} -c ${String(plan.clients).padStart(2)} ${path.padEnd(11)} ${formatTps(summary.tps).padStart(8)} tps (not counted)`,
+      );
+    }
+  }
+}
+
 export async function runSelectMatrix(o: MatrixOptions): Promise<PgbenchCell[]> {
   await mkdir(o.logDir, { recursive: true });
+  await warmUp(o);
   const key = (mode: QueryMode, clients: number, path: PathName) => `${mode}/${clients}/${path}`;
   const acc = new Map<string, Acc>();
   for (let round = 1; round <= o.rounds; round++) {
