@@ -264,15 +264,16 @@ export class Spool {
   ack(seq: number): void {
     if (seq <= this.ackedSeq) return;
     this.ackedSeq = Math.min(seq, this.nextSeqValue - 1);
-    const active = this.active();
-    if (
-      active.lastSeq >= active.firstSeq &&
-      active.lastSeq <= this.ackedSeq &&
-      (active.bytes >= this.rollAckedBytes || this.full)
-    ) {
+    if (this.activeAcked() && (this.active().bytes >= this.rollAckedBytes || this.full)) {
       this.roll();
     }
     this.dropAcked();
+  }
+
+  /** The active segment holds records, and the broker acknowledged all of them. */
+  private activeAcked(): boolean {
+    const active = this.active();
+    return active.lastSeq >= active.firstSeq && active.lastSeq <= this.ackedSeq;
   }
 
   /** Deletes the segments before the active one that the broker acknowledged entirely. */
@@ -360,8 +361,7 @@ export class Spool {
     this.flush();
     // Acked records kept in the active segment (see rollAckedBytes) are not left for the next
     // start to send again.
-    const active = this.active();
-    if (active.lastSeq >= active.firstSeq && active.lastSeq <= this.ackedSeq) {
+    if (this.activeAcked()) {
       this.roll();
       this.dropAcked();
     }

@@ -5,6 +5,7 @@
  * passed on: only the driver's own message and SQLSTATE are.
  */
 import { HoopError } from '@hoop/shared';
+import { DrizzleQueryError } from 'drizzle-orm';
 
 /** SQLSTATE codes the store reacts to. */
 export const SqlState = {
@@ -39,7 +40,8 @@ export function driverErrorInfo(err: unknown): DriverErrorInfo {
         message: current.message,
       };
     }
-    if (!isQueryWrapper(current)) innermost = current;
+    // drizzle's wrapper: its message holds the query's parameters.
+    if (!(current instanceof DrizzleQueryError)) innermost = current;
     current = current.cause;
   }
   return {
@@ -47,11 +49,6 @@ export function driverErrorInfo(err: unknown): DriverErrorInfo {
     constraint: undefined,
     message: innermost?.message ?? 'unknown error',
   };
-}
-
-/** drizzle's DrizzleQueryError: its message holds the query's parameters. */
-function isQueryWrapper(err: Error): boolean {
-  return err.constructor.name === 'DrizzleQueryError' || err.message.startsWith('Failed query:');
 }
 
 /** A HoopError for an unexpected database failure, safe to show and log. */
