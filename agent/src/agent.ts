@@ -30,6 +30,7 @@ import {
   zeroMask,
 } from '@hoop/shared';
 import WebSocket from 'ws';
+import { Admissions } from './admission.js';
 import { AuditSender } from './audit-sender.js';
 import { Backoff } from './backoff.js';
 import { resolveCredential } from './credentials.js';
@@ -68,6 +69,12 @@ export interface AgentOptions {
   readonly limits?: Partial<TunnelLimits>;
   readonly backoff?: { baseMs: number; capMs: number };
   readonly name?: string;
+  /**
+   * Offer the broker `admit` (default): it then passes a client's startup on while it stores the
+   * session's row, and the agent logs in to the target meanwhile. false: the broker holds those
+   * bytes until the row is stored, as for agents from before `admit`.
+   */
+  readonly waitForAdmit?: boolean;
   /** How the agent checks session grants (defaults: the broker's JWKS, issuer hoop-broker). */
   readonly grants?: {
     readonly issuer?: string;
@@ -276,9 +283,19 @@ export class Agent extends EventEmitter<AgentEvents> {
         clock: this.clock,
         logger: log,
         ...(this.options.name === undefined ? {} : { name: this.options.name }),
+        admit: this.options.waitForAdmit !== false,
       });
       this.endpoint = endpoint;
-      endpoint.on('stream', (stream, message) => this.serve(stream, message));
+      const admissions = new Admissions();
+      endpoint.on('admit', (stream) => admissions.admit(stream));
+      endpoint.on('stream', (stream, message) =>
+        this.serve(
+          stream,
+          message,
+          // Listened for from the start: the admit may come while the grant is being verified.
+          message.admit === true ? admissions.expect(stream) : undefined,
+        ),
+      );
       endpoint.on('control', (message) => {
         if (message.t === 'terminate') {
           // The broker ended the session (grant revoked or expired, identity disabled): abort it
@@ -318,8 +335,15 @@ export class Agent extends EventEmitter<AgentEvents> {
     });
   }
 
-  /** Verifies the session's grant (fail closed: no grant, no session), then serves it. */
-  private serve(stream: TunnelStream, message: OpenSessionMessage): void {
+  /**
+   * Verifies the session's grant (fail closed: no grant, no session), then serves it.
+   * `admitted`: when the broker opened it with `admit`, resolves once the broker has stored it.
+   */
+  private serve(
+    stream: TunnelStream,
+    message: OpenSessionMessage,
+    admitted: Promise<void> | undefined,
+  ): void {
     const endpoint = this.endpoint;
     verifyGrant(message.grant, {
       key: (kid) => this.grantKeys.key(kid),
@@ -332,7 +356,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     }).then(
       (grant) => {
         if (stream.destroyed || endpoint !== this.endpoint || endpoint?.isOpen !== true) return;
-        this.serveGranted(stream, message, grant);
+        this.serveGranted(stream, message, grant, admitted);
       },
       (err: unknown) => {
         const error = toHoopError(err);
@@ -354,6 +378,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     stream: TunnelStream,
     message: OpenSessionMessage,
     grant: VerifiedGrant,
+    admitted: Promise<void> | undefined,
   ): void {
     const endpoint = this.endpoint;
     const log = this.options.logger.child({
@@ -418,6 +443,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         logger: log,
         signal: abort.signal,
         policy,
+        admitted: admitted ?? Promise.resolve(),
         reviewStatement: (statement, onPending, signal) =>
           this.reviews.request(message.session, statement, onPending, signal),
         audit: (event) => {

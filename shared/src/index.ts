@@ -64,6 +64,7 @@ export {
   statementKinds,
 } from './policy/document.js';
 export {
+  type AdmitMessage,
   type CloseMessage,
   ConnectionState,
   type ControlMessage,

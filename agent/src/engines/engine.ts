@@ -57,6 +57,14 @@ export interface EngineSession {
   readonly audit: AuditSink;
   /** Statement reviews through the broker; absent when the agent cannot ask (fail closed). */
   readonly reviewStatement?: StatementReviewer;
+  /**
+   * Resolves once the broker has stored the session's row (at once when the broker stored it
+   * before opening the session). Until then the engine may dial the target and log in to it with
+   * the client's startup, but passes nothing else between client and target: no greeting to the
+   * client, no client bytes to the target, no cancel request. Rejects when the session ends
+   * first (the row could not be stored).
+   */
+  readonly admitted: Promise<void>;
 }
 
 export interface Engine {

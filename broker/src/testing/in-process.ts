@@ -41,6 +41,8 @@ export interface TestAgentOptions {
   /** Default: the test broker's logger. */
   readonly logger?: Logger;
   readonly engines?: EngineRegistry;
+  /** AgentOptions.waitForAdmit (default true); false: an agent as from before `admit`. */
+  readonly waitForAdmit?: boolean;
 }
 
 export interface TestBroker {
@@ -122,6 +124,9 @@ export async function startTestBroker(options: TestBrokerOptions): Promise<TestB
         token,
         logger: agentOptions.logger ?? logger,
         ...(agentOptions.engines === undefined ? {} : { engines: agentOptions.engines }),
+        ...(agentOptions.waitForAdmit === undefined
+          ? {}
+          : { waitForAdmit: agentOptions.waitForAdmit }),
       });
       agents.push(agent);
       agent.start();
@@ -186,8 +191,12 @@ export class EchoEngine implements Engine {
   serve(session: EngineSession): Promise<void> {
     this.policies.push(session.policy);
     return new Promise((resolve) => {
-      session.client.pipe(session.client);
       session.client.on('close', () => resolve());
+      // Like a real engine, it passes nothing back before the broker admits the session.
+      session.admitted.then(
+        () => session.client.pipe(session.client),
+        () => session.client.destroy(),
+      );
     });
   }
 }

@@ -140,8 +140,9 @@ interface ClientLink {
   /** Streams whose open is still being looked up. */
   readonly opening: Set<number>;
   /**
-   * DATA the client sent on a stream before its session row was stored (the hello offers
-   * `earlyData`): copies of the frames, passed to the agent once the row exists.
+   * DATA the client sent on a stream before it could go to the agent (the hello offers
+   * `earlyData`): copies of the frames, passed on once the open-session is sent to an agent that
+   * waits for `admit`, otherwise once the session row exists.
    */
   readonly early: Map<number, { frames: Buffer[]; bytes: number }>;
 }
@@ -412,8 +413,9 @@ export class Hub {
       });
       return;
     }
-    if (frame.kind === FrameKind.data && route?.stored !== true) {
-      // Early data: the open is still being looked up, or its session row still being stored.
+    if (frame.kind === FrameKind.data && route?.passing !== true) {
+      // Early data: the open is still being looked up, or its session row still being stored
+      // for an agent that cannot wait for `admit`.
       if (
         route === undefined ? link.opening.has(frame.stream) : route.state === RouteState.opening
       ) {
@@ -423,6 +425,9 @@ export class Hub {
     }
     if (route === undefined || route.state === RouteState.closed) return; // closed in flight
     if (frame.kind === FrameKind.data) {
+      // Passed on before open-ok (to an agent that waits for `admit`): the same limit applies.
+      if (route.state === RouteState.opening)
+        route.earlyBytes = countEarly(frame, route.earlyBytes);
       route.carry('up', frame.body.length);
       this.forward(frame.raw, route.agent.tunnel, route.agent.stream);
     } else if (frame.kind === FrameKind.window) {
@@ -555,8 +560,11 @@ export class Hub {
       return;
     }
     // The session row is stored while the agent opens the session; the client hears open-ok
-    // only once both are done, so nothing reaches the target before the row exists (the
-    // agent's audit events for it are stored against it, and are appended after it).
+    // only once both are done. An agent that honours `admit` gets the client's startup at once
+    // and logs in to the target meanwhile, but runs nothing else until the row is stored; an
+    // older agent gets the startup only then. Either way nothing a client asks for runs before
+    // the row exists (the agent's audit events for it are stored against it, after it).
+    const admits = agent.tunnel.peer?.admit === true;
     const session = { id: randomUUID() };
     const storing = this.options.store.createSession({
       id: session.id,
@@ -587,6 +595,7 @@ export class Hub {
       user: link.userName,
       policy: resolved.policy,
       ...(grant === undefined ? {} : { grant: grant.grant }),
+      ...(admits ? { admit: true } : {}),
     });
     if (grant !== undefined) this.scheduleExpiry(route, grant.id, grant.expiresAt);
     if (recordGrant !== undefined) this.recordGrant(route, recordGrant);
@@ -602,6 +611,7 @@ export class Hub {
     );
     this.rowsStoring.set(session.id, route.rowStored);
     void route.rowStored.then(() => this.rowsStoring.delete(session.id));
+    if (admits) this.passEarly(link, clientStream, route);
     try {
       await storing;
     } catch (err) {
@@ -609,35 +619,34 @@ export class Hub {
       return;
     }
     route.stored = true;
-    this.passEarly(link, clientStream, route);
+    if (route.state === RouteState.closed) return;
+    if (admits) route.agent.tunnel.sendControl(route.agent.stream, { t: 'admit' });
+    else this.passEarly(link, clientStream, route);
     if (route.agentReady) this.completeOpen(route);
   }
 
-  /** Keeps a copy of DATA sent before the session row was stored (at most EARLY_DATA_MAX_BYTES). */
+  /** Keeps a copy of DATA sent before it may go to the agent (at most EARLY_DATA_MAX_BYTES). */
   private holdEarly(link: ClientLink, frame: Frame): void {
     let early = link.early.get(frame.stream);
     if (early === undefined) {
       early = { frames: [], bytes: 0 };
       link.early.set(frame.stream, early);
     }
-    early.bytes += frame.body.length;
-    if (early.bytes > EARLY_DATA_MAX_BYTES) {
-      throw new HoopError(
-        'FRAME_MALFORMED',
-        `more than ${EARLY_DATA_MAX_BYTES} bytes of data on stream ${frame.stream} before it opened`,
-      );
-    }
+    early.bytes = countEarly(frame, early.bytes);
     early.frames.push(Buffer.from(frame.raw));
   }
 
   /**
-   * The session row is stored: what the client sent early goes to the agent now (after the
-   * open-session it already has), and later data flows straight through.
+   * What the client sent early goes to the agent now (after the open-session it already has),
+   * and later data flows straight through: once the session row is stored, or at once for an
+   * agent that waits for `admit`.
    */
   private passEarly(link: ClientLink, clientStream: number, route: Route): void {
+    route.passing = true;
     const early = link.early.get(clientStream);
     link.early.delete(clientStream);
     if (early === undefined || route.state === RouteState.closed) return;
+    route.earlyBytes = early.bytes;
     try {
       for (const raw of early.frames) {
         route.carry('up', raw.length - FRAME_HEADER_BYTES);
@@ -1110,6 +1119,21 @@ const RESOLVE_CACHE_MS = 5_000;
  * the agent's spool meanwhile.
  */
 const AUDIT_APPEND_INTERVAL_MS = 250;
+
+/**
+ * `sent` early bytes on the frame's stream plus this frame's; more than EARLY_DATA_MAX_BYTES
+ * before open-ok is FRAME_MALFORMED, whether the broker holds them or has passed them on.
+ */
+function countEarly(frame: Frame, sent: number): number {
+  const bytes = sent + frame.body.length;
+  if (bytes > EARLY_DATA_MAX_BYTES) {
+    throw new HoopError(
+      'FRAME_MALFORMED',
+      `more than ${EARLY_DATA_MAX_BYTES} bytes of data on stream ${frame.stream} before it opened`,
+    );
+  }
+  return bytes;
+}
 
 /** Most events stored in one append. */
 const MAX_AUDIT_GROUP = 2000;

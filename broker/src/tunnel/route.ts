@@ -37,6 +37,13 @@ export class Route {
   stored = false;
   /** The agent answered open-ok. */
   agentReady = false;
+  /**
+   * The client's DATA goes on to the agent: once the row is stored, or from the open-session on
+   * for an agent that waits for `admit` (until then the broker holds it as early data).
+   */
+  passing = false;
+  /** DATA bytes the client sent before open-ok (EARLY_DATA_MAX_BYTES at most). */
+  earlyBytes = 0;
   /** Frames the agent sent after its open-ok while the row was being stored (copies, in order). */
   readonly held: Buffer[] = [];
   /** Resolves true once the session row is stored, false if it could not be. */

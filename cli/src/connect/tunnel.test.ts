@@ -43,14 +43,39 @@ class BannerEngine extends EchoEngine {
   }
 }
 
-/** Echo that notes when the first byte of a session reached the engine. */
+/**
+ * Echo that notes when the first byte of a session reached the engine, and when (or with what
+ * error) the broker admitted the session.
+ */
 class FirstByteEngine extends EchoEngine {
   firstByteAt: number | undefined;
+  admittedAt: number | undefined;
+  refused: unknown;
   override serve(session: EngineSession): Promise<void> {
-    session.client.once('data', () => {
-      this.firstByteAt ??= Date.now();
-    });
+    // Noted where the tunnel hands the bytes to the stream, without reading them (or now, if
+    // they came while the agent verified the grant: no earlier than they did).
+    const { client } = session;
+    if (client.readableLength > 0) this.firstByteAt ??= Date.now();
+    const push = client.push.bind(client);
+    client.push = (chunk: unknown, encoding?: BufferEncoding) => {
+      if (chunk !== null) this.firstByteAt ??= Date.now();
+      return push(chunk, encoding);
+    };
+    session.admitted.then(
+      () => {
+        this.admittedAt ??= Date.now();
+      },
+      (err: unknown) => {
+        this.refused = err;
+      },
+    );
     return super.serve(session);
+  }
+
+  reset(): void {
+    this.firstByteAt = undefined;
+    this.admittedAt = undefined;
+    this.refused = undefined;
   }
 }
 
@@ -248,23 +273,36 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
 
   describe('early data (the client speaks before open-ok)', () => {
     const first = new FirstByteEngine();
+    const legacy = new FirstByteEngine();
 
     before(async () => {
       await t.startAgent('early-agent', { engines: echoEngines(first) });
       await addEchoConnection(broker, 'early', 'early-agent');
+      await t.startAgent('legacy-agent', { engines: echoEngines(legacy), waitForAdmit: false });
+      await addEchoConnection(broker, 'early-legacy', 'legacy-agent');
     });
 
-    it('holds bytes sent with the open until the session row is stored, then delivers them once, in order', async () => {
+    /** Makes storing a session row take 300 ms; returns when the last row was stored. */
+    const slowRows = () => {
       const store = broker.store;
       const createSession = store.createSession.bind(store);
-      let storedAt: number | undefined;
+      const state: { storedAt?: number; restore: () => void } = {
+        restore: () => {
+          store.createSession = createSession;
+        },
+      };
       store.createSession = async (input) => {
         await new Promise((r) => setTimeout(r, 300));
         const row = await createSession(input);
-        storedAt = Date.now();
+        state.storedAt = Date.now();
         return row;
       };
-      first.firstByteAt = undefined;
+      return state;
+    };
+
+    it('passes bytes sent with the open to the agent at once, and admits the session once its row is stored', async () => {
+      const rows = slowRows();
+      first.reset();
       const client = t.tunnel();
       try {
         const endpoint = await client.ready();
@@ -274,15 +312,86 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
           Promise.resolve(Buffer.from('hello-')),
         );
         assert.equal(opened.earlySent, true, 'the bytes went before open-ok');
+        const { storedAt } = rows;
         assert.ok(storedAt !== undefined && first.firstByteAt !== undefined);
         assert.ok(
-          first.firstByteAt >= storedAt,
-          `the agent got the first byte ${storedAt - first.firstByteAt} ms before the row was stored`,
+          first.firstByteAt < storedAt,
+          'the agent had the first bytes while the row was being stored (to log in meanwhile)',
+        );
+        // The admit and the client's open-ok leave the broker together, on different sockets.
+        for (let i = 0; i < 100 && first.admittedAt === undefined; i++) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        assert.ok(first.admittedAt !== undefined, 'the session was never admitted');
+        assert.ok(
+          first.admittedAt >= storedAt,
+          `admitted ${storedAt - first.admittedAt} ms before the row was stored`,
         );
         const reading = collect(opened.stream, 'hello-world'.length);
         opened.stream.write('world');
         assert.equal((await reading).toString(), 'hello-world');
-        assert.equal((await store.getSession(opened.session)).status, 'open');
+        assert.equal((await broker.store.getSession(opened.session)).status, 'open');
+        opened.stream.destroy();
+      } finally {
+        rows.restore();
+        client.close();
+      }
+    });
+
+    it('holds them until the row is stored for an agent that does not wait for admission', async () => {
+      const rows = slowRows();
+      legacy.reset();
+      const client = t.tunnel();
+      try {
+        const opened = await client.open(
+          { t: 'open', connection: 'early-legacy' },
+          Promise.resolve(Buffer.from('hello-')),
+        );
+        assert.equal(opened.earlySent, true, 'the bytes went before open-ok');
+        const { storedAt } = rows;
+        assert.ok(storedAt !== undefined && legacy.firstByteAt !== undefined);
+        assert.ok(
+          legacy.firstByteAt >= storedAt,
+          `the agent got the first byte ${storedAt - legacy.firstByteAt} ms before the row was stored`,
+        );
+        const reading = collect(opened.stream, 'hello-world'.length);
+        opened.stream.write('world');
+        assert.equal((await reading).toString(), 'hello-world');
+        opened.stream.destroy();
+      } finally {
+        rows.restore();
+        client.close();
+      }
+    });
+
+    it('never admits a session whose row cannot be stored: the agent hears why', async () => {
+      const store = broker.store;
+      const createSession = store.createSession.bind(store);
+      store.createSession = async () => {
+        await new Promise((r) => setTimeout(r, 100));
+        throw new HoopError('INTERNAL', 'the store is full');
+      };
+      first.reset();
+      const client = t.tunnel();
+      try {
+        await assert.rejects(
+          client.open({ t: 'open', connection: 'early' }, Promise.resolve(Buffer.from('x'))),
+          (e) => e instanceof HoopError && e.code === 'INTERNAL',
+        );
+        for (let i = 0; i < 100 && first.refused === undefined; i++) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        assert.equal(first.admittedAt, undefined, 'the session was admitted');
+        assert.ok(
+          first.refused instanceof HoopError && first.refused.code === 'INTERNAL',
+          `the agent's admission failed with ${String(first.refused)}`,
+        );
+        // The tunnel goes on.
+        store.createSession = createSession;
+        const opened = await client.open({ t: 'open', connection: 'early' });
+        const reading = collect(opened.stream, 2);
+        opened.stream.write('ok');
+        assert.equal((await reading).toString(), 'ok');
         opened.stream.destroy();
       } finally {
         store.createSession = createSession;

@@ -49,6 +49,8 @@ export interface HelloOptions {
   readonly name?: string;
   /** Broker only: it holds a client's early DATA (see HelloMessage.earlyData). */
   readonly earlyData?: boolean;
+  /** Agent only: it honours `admit` on the sessions it opens (see HelloMessage.admit). */
+  readonly admit?: boolean;
 }
 
 export interface FrameConnectionHandlers {
@@ -166,6 +168,7 @@ export class FrameConnection {
       maxFrameBytes: this.options.limits.maxFrameBytes,
       ...(own?.name === undefined ? {} : { name: own.name }),
       ...(own?.earlyData === true ? { earlyData: true } : {}),
+      ...(own?.admit === true ? { admit: true } : {}),
     };
     this.sendControl(TUNNEL_STREAM, hello);
     this.sender.flush();

@@ -28,6 +28,8 @@ export interface TunnelEndpointOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly name?: string;
+  /** Agent only: its hello offers `admit`, so it gets 'admit' events for the sessions it serves. */
+  readonly admit?: boolean;
 }
 
 export interface TunnelEndpointEvents {
@@ -35,6 +37,8 @@ export interface TunnelEndpointEvents {
   /** Tunnel-level control from the broker (stream 0): audit-ack, terminate. */
   control: [ControlMessage];
   stream: [TunnelStream, OpenSessionMessage];
+  /** The broker admitted the session on this stream (OpenSessionMessage.admit). */
+  admit: [TunnelStream];
   close: [HoopError | undefined];
 }
 
@@ -85,6 +89,7 @@ export class TunnelEndpoint extends EventEmitter<TunnelEndpointEvents> implement
       {
         window: options.limits.window,
         ...(options.name === undefined ? {} : { name: options.name }),
+        ...(options.admit === true ? { admit: true } : {}),
       },
     );
   }
@@ -256,6 +261,9 @@ export class TunnelEndpoint extends EventEmitter<TunnelEndpointEvents> implement
       }
       case 'close':
         stream?.receiveClose(control);
+        return;
+      case 'admit':
+        if (stream !== undefined) this.emit('admit', stream);
         return;
       default:
         throw new HoopError(

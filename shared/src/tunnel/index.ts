@@ -29,6 +29,7 @@ export {
 } from './limits.js';
 export { MemorySocket } from './memory-socket.js';
 export {
+  type AdmitMessage,
   type AuditAckMessage,
   type AuditBatchMessage,
   type CloseMessage,

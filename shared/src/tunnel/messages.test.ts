@@ -15,6 +15,14 @@ const samples: ControlMessage[] = [
     maxFrameBytes: 4096,
     earlyData: true,
   },
+  {
+    t: 'hello',
+    version: PROTOCOL_VERSION,
+    role: 'agent',
+    window: 1,
+    maxFrameBytes: 1,
+    admit: true,
+  },
   { t: 'open', connection: 'demo', client: '127.0.0.1:5555' },
   {
     t: 'open-session',
@@ -30,7 +38,9 @@ const samples: ControlMessage[] = [
       tls: 'prefer',
       credential: { kind: 'env', name: 'PGPASS' },
     },
+    admit: true,
   },
+  { t: 'admit' },
   { t: 'open-ok', session: 's1' },
   {
     t: 'open-error',
@@ -66,6 +76,23 @@ describe('control messages', () => {
             window: 1,
             maxFrameBytes: 1,
             earlyData: 'yes',
+          }),
+        ),
+      isMalformed,
+    );
+    assert.throws(
+      () =>
+        decodeControl(
+          pack({ t: 'hello', version: 1, role: 'agent', window: 1, maxFrameBytes: 1, admit: 1 }),
+        ),
+      isMalformed,
+    );
+    assert.throws(
+      () =>
+        decodeControl(
+          pack({
+            ...samples.find((m) => m.t === 'open-session'),
+            admit: 'later',
           }),
         ),
       isMalformed,

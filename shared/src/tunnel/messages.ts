@@ -25,10 +25,16 @@ export interface HelloMessage {
   readonly name?: string;
   /**
    * Broker → client: DATA a client sends on a stream before its open-ok (at most
-   * EARLY_DATA_MAX_BYTES) is held by the broker and passed to the agent once the session is
-   * recorded, instead of being refused. A client sends early data only to a broker that says so.
+   * EARLY_DATA_MAX_BYTES) is held by the broker and passed to the agent once it may have it (see
+   * `admit`), instead of being refused. A client sends early data only to a broker that says so.
    */
   readonly earlyData?: boolean;
+  /**
+   * Agent → broker: the agent honours `admit` (OpenSessionMessage.admit), so the broker may pass
+   * a client's early data on before the session row is stored. A broker that sees no such flag
+   * holds that data until the row exists, as before.
+   */
+  readonly admit?: boolean;
 }
 
 /** CLI → broker: open a stream to a connection. */
@@ -64,6 +70,17 @@ export interface OpenSessionMessage {
   readonly policy?: Policy;
   /** The grant (JWT) the session runs on; the agent verifies it against the broker's JWKS. */
   readonly grant?: string;
+  /**
+   * The session row is still being stored: the agent may log in to the target with the client's
+   * startup, but passes nothing else between client and target until the broker's `admit` on
+   * this stream (and if the row cannot be stored, the broker closes the stream instead).
+   */
+  readonly admit?: boolean;
+}
+
+/** Broker → agent on a session's stream: its row is stored, the session may run. */
+export interface AdmitMessage {
+  readonly t: 'admit';
 }
 
 /**
@@ -161,6 +178,7 @@ export type ControlMessage =
   | HelloMessage
   | OpenConnectionMessage
   | OpenSessionMessage
+  | AdmitMessage
   | OpenOkMessage
   | OpenErrorMessage
   | CloseMessage
@@ -195,6 +213,12 @@ function int(o: Obj, key: string): void {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
     throw malformed(`field ${key} must be a non-negative integer`);
   }
+}
+
+/** An optional boolean field. */
+function bool(o: Obj, key: string): void {
+  const v = o[key];
+  if (v !== undefined && typeof v !== 'boolean') throw malformed(`field ${key} must be a boolean`);
 }
 
 function errorBody(o: Obj, key: string, optional = false): void {
@@ -241,9 +265,8 @@ export function decodeControl(body: Buffer): ControlMessage {
       int(o, 'window');
       int(o, 'maxFrameBytes');
       str(o, 'name', true);
-      if (o['earlyData'] !== undefined && typeof o['earlyData'] !== 'boolean') {
-        throw malformed('field earlyData must be a boolean');
-      }
+      bool(o, 'earlyData');
+      bool(o, 'admit');
       break;
     case 'open':
       str(o, 'connection');
@@ -257,6 +280,7 @@ export function decodeControl(body: Buffer): ControlMessage {
       str(o, 'user');
       target(o, 'target');
       str(o, 'grant', true);
+      bool(o, 'admit');
       if (o['policy'] !== undefined && (o['policy'] === null || typeof o['policy'] !== 'object')) {
         throw malformed('field policy must be an object');
       }
@@ -283,6 +307,8 @@ export function decodeControl(body: Buffer): ControlMessage {
       break;
     case 'open-ok':
       str(o, 'session');
+      break;
+    case 'admit':
       break;
     case 'review-request': {
       str(o, 'session');

@@ -6,7 +6,8 @@
  *
  * startup: SSL/GSSENC refused, then StartupMessage or CancelRequest from the client.
  * dialing / authenticating: the agent's own connection and login to the target (login.ts), or a
- *   warm one logged in earlier with the same parameters (warm-pool.ts, when the engine keeps any).
+ *   warm one logged in earlier with the same parameters (warm-pool.ts, when the engine keeps any),
+ *   then the broker's admission (EngineSession.admitted) once it has stored the session's row.
  * starting: AuthenticationOk to the client, then the target's ParameterStatus… ReadyForQuery,
  *   with BackendKeyData swapped for an agent key registered in the cancel table.
  * relaying: raw bytes both ways until either side closes — only when the policy neither
@@ -23,6 +24,7 @@ import {
   type TimerHandle,
   toHoopError,
 } from '@hoop/shared';
+import { whenAdmitted } from '../../admission.js';
 import type { EngineSession } from '../engine.js';
 import { type CancelKey, type CancelTable, sendCancel } from './cancel.js';
 import { Catalog, type CatalogCaches } from './catalog.js';
@@ -372,6 +374,7 @@ export class PostgresSession {
       encrypted: conn.encrypted,
       warm: claimed !== undefined,
     });
+    await this.admission();
     this.transition(SessionState.starting);
     if (hello.minorVersion > 0 || hello.protocolOptions.length > 0) {
       client.write(negotiateProtocolVersion(0, hello.protocolOptions));
@@ -407,9 +410,28 @@ export class PostgresSession {
     this.session.client.write(backendKeyData(key.processId, key.secretKey));
   }
 
+  /**
+   * Until the broker admits the session (its row stored), the client hears nothing of the target
+   * and the target gets nothing of the client's beyond the startup the agent logged in with.
+   */
+  private async admission(): Promise<void> {
+    await whenAdmitted(this.session.admitted, this.handshake.signal);
+  }
+
   private async cancel(hello: Extract<ClientHello, { kind: 'cancel' }>): Promise<void> {
     this.transition(SessionState.cancelling);
+    let admitted = true;
+    try {
+      // Before the client's stream ends: once it has, the broker never admits the session.
+      await this.admission();
+    } catch (err) {
+      admitted = false;
+      this.logger.info('cancel request dropped: the session was not admitted', {
+        code: toHoopError(err).code,
+      });
+    }
     await endStream(this.session.client, this.ctx.clock, this.ctx.closeGraceMs);
+    if (!admitted) return;
     const entry = this.ctx.cancelTable.lookup(hello.processId, hello.secretKey);
     if (entry === undefined) {
       this.logger.info('cancel request with an unknown key ignored');

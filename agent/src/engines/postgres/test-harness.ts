@@ -83,6 +83,8 @@ export async function startEngineServer(options: {
   policy?: Policy;
   /** Receives the engine's audit events. */
   audit?: AuditSink;
+  /** The broker's admission of session `index` (EngineSession.admitted); default: at once. */
+  admitted?: (index: number) => Promise<void>;
 }): Promise<EngineServer> {
   const outcomes: Deferred[] = [];
   const slot = (index: number): Deferred => {
@@ -107,6 +109,7 @@ export async function startEngineServer(options: {
         signal: controller.signal,
         policy: options.policy ?? defaultPolicy,
         audit: options.audit ?? (() => {}),
+        admitted: options.admitted?.(index) ?? Promise.resolve(),
       })
       .then(
         () => slot(index).resolve({ ok: true }),
