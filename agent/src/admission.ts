@@ -42,11 +42,6 @@ export class Admissions {
   admit(stream: TunnelStream): void {
     this.waiting.get(stream)?.();
   }
-
-  /** Sessions still waiting (for tests and stats). */
-  get size(): number {
-    return this.waiting.size;
-  }
 }
 
 /**

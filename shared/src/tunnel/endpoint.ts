@@ -259,9 +259,24 @@ export class TunnelEndpoint extends EventEmitter<TunnelEndpointEvents> implement
         pending.reject(hoopErrorOf(control.error));
         return;
       }
-      case 'close':
+      case 'close': {
+        const pending = this.pendingOpens.get(frame.stream);
+        if (pending !== undefined && stream !== undefined) {
+          // Closed before it opened (a session terminated while opening): like an open-error.
+          this.pendingOpens.delete(frame.stream);
+          this.streams.delete(frame.stream);
+          stream.transition(StreamState.closed);
+          stream.destroy();
+          pending.reject(
+            control.error === undefined
+              ? new HoopError('TUNNEL_CLOSED', 'the stream closed before it opened')
+              : hoopErrorOf(control.error),
+          );
+          return;
+        }
         stream?.receiveClose(control);
         return;
+      }
       case 'admit':
         if (stream !== undefined) this.emit('admit', stream);
         return;
@@ -275,13 +290,16 @@ export class TunnelEndpoint extends EventEmitter<TunnelEndpointEvents> implement
 
   private onClose(err: HoopError | undefined): void {
     const reason = err ?? new HoopError('TUNNEL_CLOSED', 'the tunnel to the broker closed');
+    const unanswered = new Set(this.pendingOpens.keys());
     for (const [id, pending] of this.pendingOpens) {
       this.pendingOpens.delete(id);
       pending.reject(reason);
     }
     for (const stream of [...this.streams.values()]) {
       stream.transition(StreamState.closed);
-      stream.destroy(reason);
+      // A stream whose open was unanswered was never handed out: its open() rejects with the
+      // reason, and an 'error' on it would have no listener (an uncaught exception).
+      stream.destroy(unanswered.has(stream.id) ? undefined : reason);
     }
     this.streams.clear();
     this.emit('close', err);
