@@ -345,6 +345,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     admitted: Promise<void> | undefined,
   ): void {
     const endpoint = this.endpoint;
+    // The broker may close the stream with an error at any time, before the engine listens too
+    // (a session row it could not store): that ends the session, it must not end the agent.
+    stream.on('error', () => {});
     verifyGrant(message.grant, {
       key: (kid) => this.grantKeys.key(kid),
       now: this.clock.now(),
@@ -432,7 +435,6 @@ export class Agent extends EventEmitter<AgentEvents> {
     // Out now: the engine dials the target next, and connect() on loopback holds this thread
     // while the target accepts (measured ~0.5-1 ms with PostgreSQL forking a backend).
     endpoint?.flush();
-    stream.on('error', () => {});
     log.info('session started', { user: message.user });
     engine
       .serve({

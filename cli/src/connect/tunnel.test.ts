@@ -399,6 +399,39 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
       }
     });
 
+    it('survives a session closed with an error before the agent has verified its grant', async () => {
+      const store = broker.store;
+      const createSession = store.createSession.bind(store);
+      store.createSession = () => Promise.reject(new HoopError('INTERNAL', 'the store is full'));
+      // The agent runs in this process: an error nobody listens for would end up here.
+      const uncaught: unknown[] = [];
+      const onUncaught = (err: unknown): void => {
+        uncaught.push(err);
+      };
+      process.on('uncaughtException', onUncaught);
+      const client = t.tunnel();
+      try {
+        for (let i = 0; i < 5; i++) {
+          await assert.rejects(
+            client.open({ t: 'open', connection: 'early' }, Promise.resolve(Buffer.from('x'))),
+            (e) => e instanceof HoopError && e.code === 'INTERNAL',
+          );
+        }
+        await new Promise((r) => setTimeout(r, 100));
+        assert.deepEqual(uncaught, [], 'the agent let a stream error through');
+        store.createSession = createSession;
+        const opened = await client.open({ t: 'open', connection: 'early' });
+        const reading = collect(opened.stream, 2);
+        opened.stream.write('ok');
+        assert.equal((await reading).toString(), 'ok');
+        opened.stream.destroy();
+      } finally {
+        process.off('uncaughtException', onUncaught);
+        store.createSession = createSession;
+        client.close();
+      }
+    });
+
     it('leaves bytes that come after open-ok, or that are too many, to the caller', async () => {
       const client = t.tunnel();
       try {
