@@ -101,8 +101,9 @@ export class ConnectListener {
         ? answerPostgresEncryption(socket)
         : Promise.resolve(Buffer.alloc(0));
     // The StartupMessage rides along as early data when it comes before the broker's answer:
-    // the broker passes it to the agent as soon as the session is recorded, so the target's
-    // reply does not wait for open-ok to cross back to here first.
+    // the broker passes it on with its open-session, and the agent logs in to the target while
+    // the session is recorded, so the target's reply does not wait for open-ok to cross back to
+    // here first.
     const opening = this.options.tunnel.open(
       { t: 'open', connection: this.options.connection, client },
       preamble,

@@ -114,8 +114,8 @@ export class TunnelEndpoint extends EventEmitter<TunnelEndpointEvents> implement
    * `early`: the client's first bytes, when they may come while the open is in flight (a
    * Postgres StartupMessage). If they arrive before the broker has answered, and the broker
    * holds early data (its hello says `earlyData`), they are written to the stream at once: the
-   * broker passes them to the agent as soon as the session is recorded, instead of the client
-   * sending them after open-ok. `earlySent` says whether they went; if not, the caller writes
+   * broker passes them to the agent as soon as it may (HelloMessage.admit), instead of the
+   * client sending them after open-ok. `earlySent` says whether they went; if not, the caller writes
    * them itself (on open-ok) or still has them for a refusal.
    */
   async open(
