@@ -95,6 +95,43 @@ async function collect(stream: TunnelStream, bytes: number, delayMs = 0): Promis
   return Buffer.concat(chunks);
 }
 
+/** Opens `connection` with `hello-` sent as early data (before open-ok, as hoop connect does). */
+async function openWithHello(
+  client: ReturnType<TestBroker['tunnel']>,
+  connection: string,
+): Promise<{ stream: TunnelStream; session: string }> {
+  const opened = await client.open(
+    { t: 'open', connection },
+    Promise.resolve(Buffer.from('hello-')),
+  );
+  assert.equal(opened.earlySent, true, 'the bytes went before open-ok');
+  return opened;
+}
+
+/** Sends `world` after the early `hello-` and checks the echo: both, once, in order. */
+async function assertHelloWorld(stream: TunnelStream): Promise<void> {
+  const reading = collect(stream, 'hello-world'.length);
+  stream.write('world');
+  assert.equal((await reading).toString(), 'hello-world');
+}
+
+/** The tunnel goes on: a new stream to `connection` opens and echoes. */
+async function assertStillServes(
+  client: ReturnType<TestBroker['tunnel']>,
+  connection: string,
+): Promise<void> {
+  const opened = await client.open({ t: 'open', connection });
+  const reading = collect(opened.stream, 2);
+  opened.stream.write('ok');
+  assert.equal((await reading).toString(), 'ok');
+  opened.stream.destroy();
+}
+
+/** Waits until `done()` holds, at most 2 s (the caller asserts what it waited for). */
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !done(); i++) await new Promise((r) => setTimeout(r, 20));
+}
+
 describe('tunnel relay (broker + agent + CLI client, in process)', () => {
   let t: TestBroker;
   let broker: Broker;
@@ -307,11 +344,7 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
       try {
         const endpoint = await client.ready();
         assert.equal((await endpoint.ready()).earlyData, true, 'the broker offers early data');
-        const opened = await client.open(
-          { t: 'open', connection: 'early' },
-          Promise.resolve(Buffer.from('hello-')),
-        );
-        assert.equal(opened.earlySent, true, 'the bytes went before open-ok');
+        const opened = await openWithHello(client, 'early');
         const { storedAt } = rows;
         assert.ok(storedAt !== undefined && first.firstByteAt !== undefined);
         assert.ok(
@@ -319,17 +352,13 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
           'the agent had the first bytes while the row was being stored (to log in meanwhile)',
         );
         // The admit and the client's open-ok leave the broker together, on different sockets.
-        for (let i = 0; i < 100 && first.admittedAt === undefined; i++) {
-          await new Promise((r) => setTimeout(r, 20));
-        }
+        await until(() => first.admittedAt !== undefined);
         assert.ok(first.admittedAt !== undefined, 'the session was never admitted');
         assert.ok(
           first.admittedAt >= storedAt,
           `admitted ${storedAt - first.admittedAt} ms before the row was stored`,
         );
-        const reading = collect(opened.stream, 'hello-world'.length);
-        opened.stream.write('world');
-        assert.equal((await reading).toString(), 'hello-world');
+        await assertHelloWorld(opened.stream);
         assert.equal((await broker.store.getSession(opened.session)).status, 'open');
         opened.stream.destroy();
       } finally {
@@ -343,20 +372,14 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
       legacy.reset();
       const client = t.tunnel();
       try {
-        const opened = await client.open(
-          { t: 'open', connection: 'early-legacy' },
-          Promise.resolve(Buffer.from('hello-')),
-        );
-        assert.equal(opened.earlySent, true, 'the bytes went before open-ok');
+        const opened = await openWithHello(client, 'early-legacy');
         const { storedAt } = rows;
         assert.ok(storedAt !== undefined && legacy.firstByteAt !== undefined);
         assert.ok(
           legacy.firstByteAt >= storedAt,
           `the agent got the first byte ${storedAt - legacy.firstByteAt} ms before the row was stored`,
         );
-        const reading = collect(opened.stream, 'hello-world'.length);
-        opened.stream.write('world');
-        assert.equal((await reading).toString(), 'hello-world');
+        await assertHelloWorld(opened.stream);
         opened.stream.destroy();
       } finally {
         rows.restore();
@@ -378,9 +401,7 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
           client.open({ t: 'open', connection: 'early' }, Promise.resolve(Buffer.from('x'))),
           (e) => e instanceof HoopError && e.code === 'INTERNAL',
         );
-        for (let i = 0; i < 100 && first.refused === undefined; i++) {
-          await new Promise((r) => setTimeout(r, 20));
-        }
+        await until(() => first.refused !== undefined);
         assert.equal(first.admittedAt, undefined, 'the session was admitted');
         assert.ok(
           first.refused instanceof HoopError && first.refused.code === 'INTERNAL',
@@ -388,11 +409,7 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
         );
         // The tunnel goes on.
         store.createSession = createSession;
-        const opened = await client.open({ t: 'open', connection: 'early' });
-        const reading = collect(opened.stream, 2);
-        opened.stream.write('ok');
-        assert.equal((await reading).toString(), 'ok');
-        opened.stream.destroy();
+        await assertStillServes(client, 'early');
       } finally {
         store.createSession = createSession;
         client.close();
@@ -420,11 +437,7 @@ describe('tunnel relay (broker + agent + CLI client, in process)', () => {
         await new Promise((r) => setTimeout(r, 100));
         assert.deepEqual(uncaught, [], 'the agent let a stream error through');
         store.createSession = createSession;
-        const opened = await client.open({ t: 'open', connection: 'early' });
-        const reading = collect(opened.stream, 2);
-        opened.stream.write('ok');
-        assert.equal((await reading).toString(), 'ok');
-        opened.stream.destroy();
+        await assertStillServes(client, 'early');
       } finally {
         process.off('uncaughtException', onUncaught);
         store.createSession = createSession;

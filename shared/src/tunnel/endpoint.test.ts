@@ -6,11 +6,22 @@ import { HoopError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { FrameConnection } from './connection.js';
 import { TunnelEndpoint } from './endpoint.js';
+import type { Frame } from './frame.js';
 import { resolveLimits } from './limits.js';
 import { MemorySocket } from './memory-socket.js';
+import type { ControlMessage } from './messages.js';
 
-/** A CLI endpoint and a broker side that takes opens and never answers them. */
-async function silentBroker(): Promise<{ cli: TunnelEndpoint; broker: FrameConnection }> {
+/**
+ * A CLI endpoint over memory sockets to a broker-side connection whose frames go to `onFrame`
+ * (by default it takes opens and never answers them).
+ */
+async function brokerPair(
+  onFrame: (
+    broker: FrameConnection,
+    frame: Frame,
+    control: ControlMessage | undefined,
+  ) => void = () => {},
+): Promise<{ cli: TunnelEndpoint; broker: FrameConnection }> {
   const [cliEnd, brokerEnd] = MemorySocket.pair();
   const clock = new FakeClock(0);
   const limits = resolveLimits();
@@ -22,7 +33,10 @@ async function silentBroker(): Promise<{ cli: TunnelEndpoint; broker: FrameConne
     clock,
     logger,
   });
-  broker.start({ onFrame: () => {}, onClose: () => {} }, { earlyData: true });
+  broker.start(
+    { onFrame: (frame, control) => onFrame(broker, frame, control), onClose: () => {} },
+    { earlyData: true },
+  );
   const cli = new TunnelEndpoint(cliEnd, { role: 'cli', limits, clock, logger });
   await cli.ready();
   return { cli, broker };
@@ -45,8 +59,28 @@ async function uncaughtDuring(fn: () => Promise<void>): Promise<unknown[]> {
 }
 
 describe('TunnelEndpoint', () => {
+  it('carries a tunnel: a CLI endpoint handshakes with a broker-side connection', async () => {
+    const opens: string[] = [];
+    const { cli, broker } = await brokerPair((side, frame, control) => {
+      if (control?.t === 'open') {
+        opens.push(control.connection);
+        side.sendControl(frame.stream, {
+          t: 'open-error',
+          error: { code: 'CONNECTION_NOT_FOUND', message: `no connection ${control.connection}` },
+        });
+      }
+    });
+    await assert.rejects(cli.open({ t: 'open', connection: 'nowhere' }), {
+      code: 'CONNECTION_NOT_FOUND',
+    });
+    assert.deepEqual(opens, ['nowhere']);
+    const closed = once(cli, 'close');
+    broker.close();
+    await closed;
+  });
+
   it('rejects an open the broker closes before answering, and nothing else throws', async () => {
-    const { cli, broker } = await silentBroker();
+    const { cli, broker } = await brokerPair();
     const uncaught = await uncaughtDuring(async () => {
       const opening = cli.open({ t: 'open', connection: 'db' }, Promise.resolve(Buffer.from('x')));
       await new Promise((r) => setImmediate(r));
@@ -67,7 +101,7 @@ describe('TunnelEndpoint', () => {
   });
 
   it('rejects an open still unanswered when the tunnel closes, and nothing else throws', async () => {
-    const { cli, broker } = await silentBroker();
+    const { cli, broker } = await brokerPair();
     const uncaught: unknown[] = [];
     const onUncaught = (err: unknown): void => {
       uncaught.push(err);

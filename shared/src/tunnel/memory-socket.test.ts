@@ -1,11 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
-import { FakeClock } from '../clock.js';
-import { createLogger } from '../logger.js';
-import { FrameConnection } from './connection.js';
-import { TunnelEndpoint } from './endpoint.js';
-import { resolveLimits } from './limits.js';
 import { MemorySocket } from './memory-socket.js';
 import { WS_OPEN } from './socket.js';
 
@@ -52,41 +47,5 @@ describe('MemorySocket', () => {
     const ponged = once(a, 'pong');
     a.ping();
     await Promise.all([pinged, ponged]);
-  });
-
-  it('carries a tunnel: a CLI endpoint handshakes with a broker-side connection', async () => {
-    const [cliEnd, brokerEnd] = MemorySocket.pair();
-    const clock = new FakeClock(0);
-    const limits = resolveLimits();
-    const logger = createLogger({ level: 'error', write: () => {} });
-    const broker = new FrameConnection(brokerEnd, {
-      role: 'broker',
-      side: 'server',
-      limits,
-      clock,
-      logger,
-    });
-    const opens: string[] = [];
-    broker.start({
-      onFrame: (frame, control) => {
-        if (control?.t === 'open') {
-          opens.push(control.connection);
-          broker.sendControl(frame.stream, {
-            t: 'open-error',
-            error: { code: 'CONNECTION_NOT_FOUND', message: `no connection ${control.connection}` },
-          });
-        }
-      },
-      onClose: () => {},
-    });
-    const cli = new TunnelEndpoint(cliEnd, { role: 'cli', limits, clock, logger });
-    await cli.ready();
-    await assert.rejects(cli.open({ t: 'open', connection: 'nowhere' }), {
-      code: 'CONNECTION_NOT_FOUND',
-    });
-    assert.deepEqual(opens, ['nowhere']);
-    const closed = once(cli, 'close');
-    broker.close();
-    await closed;
   });
 });
