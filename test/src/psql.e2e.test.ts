@@ -175,6 +175,27 @@ describe('psql and pg through hoop connect to a SCRAM-SHA-256 PostgreSQL', {
     assert.match(result.stderr, /HOOP_PG_WARM "99" must be a whole number from 0 to 16/);
   });
 
+  test('HOOP_AGENT_ADMISSION=strict: an agent that logs in only once the session is recorded serves psql; a bad value exits 2', async () => {
+    const t = target!;
+    await d!.addAgent('edge-strict', { env: { HOOP_AGENT_ADMISSION: 'strict' } });
+    await d!.addConnection('scram-strict', {
+      agent: 'edge-strict',
+      target: t,
+      password: { env: t.password },
+    });
+    await using strict = await d!.connect('scram-strict');
+    assert.equal(await psqlValue(strict.url, 'select current_user, 1 + 1'), `${t.user}|2`);
+
+    const token = await d!.createAgent('edge-admission-bad');
+    const result = await runHoop(['agent', 'start'], {
+      ...d!.adminEnv(),
+      HOOP_AGENT_TOKEN: token,
+      HOOP_AGENT_ADMISSION: 'later',
+    });
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /HOOP_AGENT_ADMISSION "later" must be overlap or strict/);
+  });
+
   test('8 concurrent node-postgres clients through one hoop connect', async () => {
     const clients = Array.from({ length: 8 }, () => pgClient(conn.url));
     try {

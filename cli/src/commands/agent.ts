@@ -1,6 +1,6 @@
 /**
  * `hoop agent start`: the agent in the foreground (HOOP_BROKER_URL, HOOP_AGENT_TOKEN; HOOP_SPOOL_*,
- * HOOP_PG_WARM).
+ * HOOP_PG_WARM, HOOP_AGENT_ADMISSION).
  */
 
 import { HoopError } from '@hoop/shared';
@@ -58,11 +58,22 @@ export function agentCommand(program: Command, ctx: () => CommandContext): void 
           },
         );
       }
+      const admission = c.env['HOOP_AGENT_ADMISSION'];
+      if (admission && admission !== 'overlap' && admission !== 'strict') {
+        throw new HoopError(
+          'USAGE',
+          `HOOP_AGENT_ADMISSION "${admission}" must be overlap or strict`,
+          {
+            hint: 'overlap (the default) logs in to the target while the broker records the session; strict waits until it has.',
+          },
+        );
+      }
       const instance = new Agent({
         brokerUrl,
         token,
         logger,
         env: c.env,
+        ...(admission === 'strict' ? { waitForAdmit: false } : {}),
         ...(warmConnections === undefined
           ? {}
           : { engines: defaultEngines(logger, { postgresWarmConnections: warmConnections }) }),
