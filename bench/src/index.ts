@@ -5,7 +5,8 @@
  * guardrails + masking + recording — alternating paths within every round:
  * pgbench -S (simple/prepared, several client counts, p50/p99 from -l logs), connection setup
  * (-C), COPY out; connection setup again with a slow link (--rtt) on each path's far leg
- * (wan); then hoop alone: idle sessions at scale and a soak that fails on growth.
+ * (wan), and with the broker's store behind a slow link (store); then hoop alone: idle sessions
+ * at scale and a soak that fails on growth.
  * Prints markdown and ratio lines, writes bench/results/latest.json. Skips (exit 0) when
  * PostgreSQL is not there; skips a path, with the reason, when its tools cannot be installed.
  *
@@ -48,12 +49,14 @@ import {
   renderReport,
   type ScaleResult,
   type SoakResult,
+  type StoreLatencyResult,
   type WanResult,
   writeResults,
 } from './report.js';
 import { runScaleCase } from './scale.js';
 import { runSoak } from './soak.js';
 import { type SshTunnel, startSshTunnel } from './ssh.js';
+import { runStoreLatencyCase } from './store-latency.js';
 import { ensureTools } from './tools.js';
 import { runWanCase } from './wan.js';
 
@@ -63,6 +66,8 @@ const TARGET: PgServer = { host: '127.0.0.1', port: 5432, user: 'postgres' };
 const DATABASE = 'hoop_bench';
 /** The second scale run's broker store (dropped at the end). */
 const STORE_DATABASE = 'hoop_bench_store';
+/** The store case's broker store, behind a slow link (dropped at the end). */
+const FAR_STORE_DATABASE = 'hoop_bench_far_store';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 /** The agent of the `hoop-warm` path (HOOP_PG_WARM=1); the setup case only. */
@@ -116,6 +121,7 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
   const cleanups: (() => Promise<void>)[] = [];
   let databaseTouched = false;
   let storeDatabaseTouched = false;
+  let farStoreDatabaseTouched = false;
   try {
     const found = await probe(TARGET, pgEnv, signal);
     if (!found.ok) {
@@ -135,6 +141,8 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
     const comparing = wants('pgbench') || wants('copy');
     /** The paths on loopback (pgbench, copy), or the same paths over a slow link (wan). */
     const paths = comparing || wants('wan');
+    /** The cases whose clients read the bench database. */
+    const reading = paths || wants('store') || wants('soak');
     process.stdout.write(
       `# hoop bench${options.quick ? ' (--quick)' : ''}: ${options.only.join(', ')}\n\n` +
         `Machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.totalMemMiB} MiB, node ${machine.node}, ${machine.platform}.\n` +
@@ -145,7 +153,7 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
 
     const tmpDir = await mkdtemp(join(tmpdir(), 'hoop-bench-'));
     cleanups.push(() => rm(tmpDir, { recursive: true, force: true }));
-    if (paths || wants('soak')) {
+    if (reading) {
       log(`bench: creating database ${DATABASE} (pgbench -i -s ${options.scale})…`);
       databaseTouched = true;
       await createBenchDatabase(TARGET, DATABASE, options.scale, pgEnv, signal);
@@ -310,6 +318,7 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
     let connect: ConnectCell[] = [];
     let copy: CopyCell[] = [];
     let wan: WanResult | null = null;
+    let store: StoreLatencyResult | null = null;
     let scale: ScaleResult | null = null;
     let scaleOnPostgres: ScaleResult | null = null;
     let soak: SoakResult | null = null;
@@ -343,6 +352,30 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
         signal,
         log,
         cleanups,
+      });
+    }
+    if (wants('store')) {
+      await optional('store case', async () => {
+        await createEmptyDatabase(TARGET, FAR_STORE_DATABASE, pgEnv, signal);
+        farStoreDatabaseTouched = true;
+        store = await runStoreLatencyCase({
+          rttMs: options.rttMs,
+          services,
+          repoRoot: REPO_ROOT,
+          tmpDir: join(tmpDir, 'far-store'),
+          hoopEnv: env,
+          target: TARGET,
+          database: DATABASE,
+          storeDatabase: FAR_STORE_DATABASE,
+          cleanups,
+          rounds: options.rounds,
+          durationS: options.durationS,
+          cpus: machine.cpus,
+          logDir: join(tmpDir, 'pgbench-logs-store'),
+          env: pgEnv,
+          signal,
+          log,
+        });
       });
     }
     if (wants('scale')) {
@@ -407,6 +440,7 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
       skipped,
       ...measured,
       wan,
+      store,
       soak,
       ratios: collectRatios(measured),
       targets: checkTargets(measured),
@@ -431,6 +465,11 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
     return err instanceof BenchError && err.code === BenchErrorCode.usage ? 2 : 1;
   } finally {
     await services.stopAll();
+    if (farStoreDatabaseTouched) {
+      await dropDatabase(TARGET, FAR_STORE_DATABASE, pgEnv).catch((err: Error) =>
+        log(`bench: could not drop database ${FAR_STORE_DATABASE}: ${err.message}`),
+      );
+    }
     if (storeDatabaseTouched) {
       await dropDatabase(TARGET, STORE_DATABASE, pgEnv).catch((err: Error) =>
         log(`bench: could not drop database ${STORE_DATABASE}: ${err.message}`),

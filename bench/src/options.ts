@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { BenchError, BenchErrorCode } from './errors.js';
 
-export const CASES = ['pgbench', 'copy', 'wan', 'scale', 'soak'] as const;
+export const CASES = ['pgbench', 'copy', 'wan', 'store', 'scale', 'soak'] as const;
 export type CaseName = (typeof CASES)[number];
 
 export interface BenchOptions {
@@ -57,7 +57,7 @@ export const QUICK = {
 /** Alternation needs at least two runs of each path to say anything about noise. */
 export const MIN_ROUNDS = 2;
 
-export const USAGE = `usage: npm run bench -- [--quick] [--only pgbench,copy,wan,scale,soak] [--duration S]
+export const USAGE = `usage: npm run bench -- [--quick] [--only pgbench,copy,wan,store,scale,soak] [--duration S]
                         [--rounds N] [--soak S] [--sessions N] [--rtt MS] [--verbose]
 
 Compares, in alternation, paths to the local PostgreSQL (127.0.0.1:5432, user postgres):
@@ -66,6 +66,8 @@ through hoop connect and through the broker's native Postgres endpoint, and hoop
 guardrails + masking + recording. Prints markdown tables and ratios against direct, and writes
 bench/results/latest.json. The wan case measures connection setup with a slow link (--rtt) on
 the far leg of each path: direct to PostgreSQL, ssh to sshd, hoop connect and psql to the broker.
+The store case measures hoop's connection setup with the broker's store (PostgreSQL) --rtt away,
+for an agent that logs in while the session is recorded and one that waits (strict admission).
 
   --quick        smoke run: ${QUICK.durationS} s per pgbench run, -c ${QUICK.clients.join('/')} only, ${QUICK.copyMB} MB COPY,
                  ${QUICK.sessions} idle sessions, ${QUICK.soakS} s soak
@@ -74,7 +76,7 @@ the far leg of each path: direct to PostgreSQL, ssh to sshd, hoop connect and ps
   --rounds N     runs per path, at least ${MIN_ROUNDS} (default ${DEFAULTS.rounds}, env HOOP_BENCH_ROUNDS)
   --soak S       seconds of the soak (default ${DEFAULTS.soakS}, env HOOP_BENCH_SOAK)
   --sessions N   idle sessions in the scale case (default ${DEFAULTS.sessions})
-  --rtt MS       round trip of the slow link in the wan case (default ${DEFAULTS.rttMs})
+  --rtt MS       round trip of the slow link in the wan and store cases (default ${DEFAULTS.rttMs})
   --verbose      show the services' warnings
   -h, --help     this text`;
 

@@ -164,6 +164,20 @@ describe('renderReport', () => {
         },
       ],
     },
+    store: {
+      rttMs: 20,
+      connect: [
+        { path: 'direct', tps: [50], medianTps: 50, connectionMs: 16, overDirectMs: 0, ratio: 1 },
+        {
+          path: 'hoop-strict',
+          tps: [25],
+          medianTps: 25,
+          connectionMs: 40.25,
+          overDirectMs: 24.25,
+          ratio: 0.5,
+        },
+      ],
+    },
     scaleOnPostgres,
     soak: {
       seconds: 60,
@@ -277,6 +291,8 @@ describe('renderReport', () => {
       text,
       /^\| hoop, no policy \| hoop connect ⇄ broker \| 30\.50 ms \| 1\.5 \| -10\.5 ms \|$/m,
     );
+    assert.match(text, /^## Connection setup with the broker's store 20 ms away: /m);
+    assert.match(text, /^\| hoop, no policy, strict admission \| 40\.25 ms \| \+24\.25 ms \|$/m);
   });
 });
 

@@ -8,6 +8,7 @@ import type { ProcSample } from './sampling.js';
 /**
  * Every path, in report order; `hoop-native` is `hoop`'s connection without `hoop connect`;
  * `hoop-warm` is `hoop` served by an agent with HOOP_PG_WARM=1 (the setup case only);
+ * `hoop-strict` is `hoop` served by an agent with HOOP_AGENT_ADMISSION=strict (the store case);
  * `relay` is the reference floor: three bare Node.js TCP relays in a chain (relay.ts).
  */
 export const PATHS = [
@@ -17,6 +18,7 @@ export const PATHS = [
   'relay',
   'hoop',
   'hoop-warm',
+  'hoop-strict',
   'hoop-native',
   'hoop-policy',
 ] as const;
@@ -29,6 +31,7 @@ export const PATH_LABELS: Record<PathName, string> = {
   relay: '3 bare Node relays',
   hoop: 'hoop, no policy',
   'hoop-warm': 'hoop, no policy, warm target connection',
+  'hoop-strict': 'hoop, no policy, strict admission',
   'hoop-native': 'hoop native endpoint, no policy',
   'hoop-policy': 'hoop, all policies',
 };
@@ -59,6 +62,13 @@ export interface ConnectCell {
 /** Connection setup with a slow link on each path's far leg (the `wan` case). */
 export interface WanResult {
   /** Round trip of the slow link, ms (half each way). */
+  readonly rttMs: number;
+  readonly connect: ConnectCell[];
+}
+
+/** Connection setup with the broker's store behind a slow link (the `store` case). */
+export interface StoreLatencyResult {
+  /** Round trip between the broker and its store, ms. */
   readonly rttMs: number;
   readonly connect: ConnectCell[];
 }
@@ -153,6 +163,8 @@ export interface BenchResults {
   readonly copy: CopyCell[];
   /** null when the wan case did not run. */
   readonly wan: WanResult | null;
+  /** null when the store case did not run (absent in results of older runs). */
+  readonly store?: StoreLatencyResult | null;
   readonly scale: ScaleResult | null;
   /** The same scale case with the broker on a PostgreSQL store; null when not run. */
   readonly scaleOnPostgres: ScaleResult | null;
@@ -328,6 +340,22 @@ export function renderReport(r: BenchResults): string {
       out.push(
         `| ${PATH_LABELS[c.path]} | ${WAN_LEGS[c.path] ?? 'n/a'} | ${ms(c.connectionMs)} | ${trips} | ${over} |`,
       );
+    }
+    out.push('');
+  }
+  if (r.store !== undefined && r.store !== null && r.store.connect.length > 0) {
+    out.push(
+      `## Connection setup with the broker's store ${r.store.rttMs} ms away: pgbench -S -C -c 1`,
+      '',
+      '| path | connection time | over direct |',
+      '| --- | ---: | ---: |',
+    );
+    for (const c of r.store.connect) {
+      const over =
+        c.overDirectMs === null
+          ? 'n/a'
+          : `${c.overDirectMs >= 0 ? '+' : ''}${c.overDirectMs.toFixed(2)} ms`;
+      out.push(`| ${PATH_LABELS[c.path]} | ${ms(c.connectionMs)} | ${over} |`);
     }
     out.push('');
   }
