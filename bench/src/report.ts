@@ -193,6 +193,12 @@ export function formatRatio(value: number | null | undefined): string {
     : `${value.toFixed(2)}×`;
 }
 
+/** A difference to direct in ms with its sign (`+3.30 ms`), or n/a. */
+export function formatOver(overMs: number | null, digits: number): string {
+  if (overMs === null) return 'n/a';
+  return `${overMs >= 0 ? '+' : ''}${overMs.toFixed(digits)} ms`;
+}
+
 export function formatTps(value: number): string {
   return Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : 'n/a';
 }
@@ -298,10 +304,7 @@ export function renderReport(r: BenchResults): string {
       '| --- | ---: | ---: | ---: | ---: |',
     );
     for (const c of r.connect) {
-      const over =
-        c.overDirectMs === null
-          ? 'n/a'
-          : `${c.overDirectMs >= 0 ? '+' : ''}${c.overDirectMs.toFixed(2)} ms`;
+      const over = formatOver(c.overDirectMs, 2);
       out.push(
         `| ${PATH_LABELS[c.path]} | ${formatTps(c.medianTps)} | ${ms(c.connectionMs)} | ${over} | ${formatRatio(c.ratio)} |`,
       );
@@ -332,10 +335,7 @@ export function renderReport(r: BenchResults): string {
       '| --- | --- | ---: | ---: | ---: |',
     );
     for (const c of r.wan.connect) {
-      const over =
-        c.overDirectMs === null
-          ? 'n/a'
-          : `${c.overDirectMs >= 0 ? '+' : ''}${c.overDirectMs.toFixed(1)} ms`;
+      const over = formatOver(c.overDirectMs, 1);
       const trips = c.connectionMs === null ? 'n/a' : (c.connectionMs / rttMs).toFixed(1);
       out.push(
         `| ${PATH_LABELS[c.path]} | ${WAN_LEGS[c.path] ?? 'n/a'} | ${ms(c.connectionMs)} | ${trips} | ${over} |`,
@@ -351,10 +351,7 @@ export function renderReport(r: BenchResults): string {
       '| --- | ---: | ---: |',
     );
     for (const c of r.store.connect) {
-      const over =
-        c.overDirectMs === null
-          ? 'n/a'
-          : `${c.overDirectMs >= 0 ? '+' : ''}${c.overDirectMs.toFixed(2)} ms`;
+      const over = formatOver(c.overDirectMs, 2);
       out.push(`| ${PATH_LABELS[c.path]} | ${ms(c.connectionMs)} | ${over} |`);
     }
     out.push('');

@@ -164,15 +164,28 @@ describe('psql and pg through hoop connect to a SCRAM-SHA-256 PostgreSQL', {
     );
   });
 
-  test('HOOP_PG_WARM out of range: hoop agent start refuses it (exit 2)', async () => {
-    const token = await d!.createAgent('edge-warm-bad');
+  /** `hoop agent start` for a new agent `name` with `env` added exits 2 with `message`. */
+  async function assertAgentRefuses(
+    name: string,
+    env: Record<string, string>,
+    message: RegExp,
+  ): Promise<void> {
+    const token = await d!.createAgent(name);
     const result = await runHoop(['agent', 'start'], {
       ...d!.adminEnv(),
       HOOP_AGENT_TOKEN: token,
-      HOOP_PG_WARM: '99',
+      ...env,
     });
     assert.equal(result.code, 2, result.stderr);
-    assert.match(result.stderr, /HOOP_PG_WARM "99" must be a whole number from 0 to 16/);
+    assert.match(result.stderr, message);
+  }
+
+  test('HOOP_PG_WARM out of range: hoop agent start refuses it (exit 2)', async () => {
+    await assertAgentRefuses(
+      'edge-warm-bad',
+      { HOOP_PG_WARM: '99' },
+      /HOOP_PG_WARM "99" must be a whole number from 0 to 16/,
+    );
   });
 
   test('HOOP_AGENT_ADMISSION=strict: an agent that logs in only once the session is recorded serves psql; a bad value exits 2', async () => {
@@ -186,14 +199,11 @@ describe('psql and pg through hoop connect to a SCRAM-SHA-256 PostgreSQL', {
     await using strict = await d!.connect('scram-strict');
     assert.equal(await psqlValue(strict.url, 'select current_user, 1 + 1'), `${t.user}|2`);
 
-    const token = await d!.createAgent('edge-admission-bad');
-    const result = await runHoop(['agent', 'start'], {
-      ...d!.adminEnv(),
-      HOOP_AGENT_TOKEN: token,
-      HOOP_AGENT_ADMISSION: 'later',
-    });
-    assert.equal(result.code, 2, result.stderr);
-    assert.match(result.stderr, /HOOP_AGENT_ADMISSION "later" must be overlap or strict/);
+    await assertAgentRefuses(
+      'edge-admission-bad',
+      { HOOP_AGENT_ADMISSION: 'later' },
+      /HOOP_AGENT_ADMISSION "later" must be overlap or strict/,
+    );
   });
 
   test('8 concurrent node-postgres clients through one hoop connect', async () => {
