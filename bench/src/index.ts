@@ -24,7 +24,7 @@ import { addConnection, nativeEndpoint, startAgent, startHoop } from './hoop.js'
 import { inspectorUrl } from './inspector.js';
 import { runConnectMatrix, runSelectMatrix } from './matrix.js';
 import { type BenchOptions, parseOptions, USAGE } from './options.js';
-import type { Endpoint } from './pgbench.js';
+import { type Endpoint, loopback } from './pgbench.js';
 import { startPgbouncer } from './pgbouncer.js';
 import { ALL_POLICIES, NO_POLICY } from './policies.js';
 import {
@@ -166,12 +166,7 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
       },
     ];
     const endpoints = new Map<PathName, Endpoint>([['direct', { ...TARGET, database: DATABASE }]]);
-    const local = (port: number): Endpoint => ({
-      host: '127.0.0.1',
-      port,
-      user: TARGET.user,
-      database: DATABASE,
-    });
+    const local = (port: number): Endpoint => loopback(port, TARGET.user, DATABASE);
     const optional = async (what: string, start: () => Promise<void>) => {
       try {
         await start();

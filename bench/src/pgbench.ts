@@ -15,6 +15,11 @@ export interface Endpoint {
   readonly password?: string;
 }
 
+/** `database` as `user` on a port of 127.0.0.1 (a path's local end), without a password. */
+export function loopback(port: number, user: string, database: string): Endpoint {
+  return { host: '127.0.0.1', port, user, database };
+}
+
 /** The client environment for `endpoint`: `env`, plus PGPASSWORD when it has a password. */
 export function clientEnv(env: Env, endpoint: { readonly password?: string }): Env {
   return endpoint.password === undefined ? env : { ...env, PGPASSWORD: endpoint.password };

@@ -16,7 +16,7 @@ import { mkdir } from 'node:fs/promises';
 import { addConnection, startAgent, startHoop } from './hoop.js';
 import { startSlowLink } from './link.js';
 import { type MatrixOptions, runConnectMatrix } from './matrix.js';
-import type { Endpoint } from './pgbench.js';
+import { type Endpoint, loopback } from './pgbench.js';
 import { NO_POLICY } from './policies.js';
 import { answers, type PgServer } from './postgres.js';
 import { type Env, pollUntil, type Services } from './processes.js';
@@ -67,12 +67,7 @@ export async function runStoreLatencyCase(o: StoreLatencyOptions): Promise<Store
     NO_POLICY,
     STRICT_AGENT,
   );
-  const local = (port: number): Endpoint => ({
-    host: '127.0.0.1',
-    port,
-    user: o.target.user,
-    database: o.database,
-  });
+  const local = (port: number): Endpoint => loopback(port, o.target.user, o.database);
   const endpoints = new Map<PathName, Endpoint>([
     ['direct', { ...o.target, database: o.database }],
     ['hoop', local(overlap.port)],

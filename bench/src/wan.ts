@@ -15,7 +15,7 @@
 import { connectVia, type Hoop, nativeEndpoint } from './hoop.js';
 import { startSlowLink } from './link.js';
 import { type MatrixOptions, runConnectMatrix } from './matrix.js';
-import type { Endpoint } from './pgbench.js';
+import { type Endpoint, loopback } from './pgbench.js';
 import { answers, type PgServer } from './postgres.js';
 import { pollUntil } from './processes.js';
 import type { PathName, WanResult } from './report.js';
@@ -44,12 +44,7 @@ export async function runWanCase(o: WanOptions): Promise<WanResult> {
     o.cleanups.push(link.close);
     return link.port;
   };
-  const local = (port: number): Endpoint => ({
-    host: '127.0.0.1',
-    port,
-    user: o.target.user,
-    database: o.database,
-  });
+  const local = (port: number): Endpoint => loopback(port, o.target.user, o.database);
 
   const endpoints = new Map<PathName, Endpoint>();
   endpoints.set('direct', local(await via(o.target.port)));

@@ -249,32 +249,18 @@ export class TunnelEndpoint extends EventEmitter<TunnelEndpointEvents> implement
         pending.resolve(control.session);
         return;
       }
-      case 'open-error': {
-        const pending = this.pendingOpens.get(frame.stream);
-        if (pending === undefined || stream === undefined) return;
-        this.pendingOpens.delete(frame.stream);
-        this.streams.delete(frame.stream);
-        stream.transition(StreamState.closed);
-        stream.destroy();
-        pending.reject(hoopErrorOf(control.error));
+      case 'open-error':
+        this.refuseOpen(frame.stream, hoopErrorOf(control.error));
         return;
-      }
       case 'close': {
-        const pending = this.pendingOpens.get(frame.stream);
-        if (pending !== undefined && stream !== undefined) {
-          // Closed before it opened (a session terminated while opening): like an open-error.
-          this.pendingOpens.delete(frame.stream);
-          this.streams.delete(frame.stream);
-          stream.transition(StreamState.closed);
-          stream.destroy();
-          pending.reject(
-            control.error === undefined
-              ? new HoopError('TUNNEL_CLOSED', 'the stream closed before it opened')
-              : hoopErrorOf(control.error),
-          );
-          return;
-        }
-        stream?.receiveClose(control);
+        // Closed before it opened (a session terminated while opening): like an open-error.
+        const refused = this.refuseOpen(
+          frame.stream,
+          control.error === undefined
+            ? new HoopError('TUNNEL_CLOSED', 'the stream closed before it opened')
+            : hoopErrorOf(control.error),
+        );
+        if (!refused) stream?.receiveClose(control);
         return;
       }
       case 'admit':
@@ -286,6 +272,23 @@ export class TunnelEndpoint extends EventEmitter<TunnelEndpointEvents> implement
           `unexpected ${control.t} message on stream ${frame.stream}`,
         );
     }
+  }
+
+  /**
+   * Ends a stream whose open is unanswered, rejecting its open() with `error`. The stream was
+   * never handed out, so it is destroyed without an error (nobody listens for one). False when
+   * the stream has no pending open.
+   */
+  private refuseOpen(id: number, error: HoopError): boolean {
+    const pending = this.pendingOpens.get(id);
+    const stream = this.streams.get(id);
+    if (pending === undefined || stream === undefined) return false;
+    this.pendingOpens.delete(id);
+    this.streams.delete(id);
+    stream.transition(StreamState.closed);
+    stream.destroy();
+    pending.reject(error);
+    return true;
   }
 
   private onClose(err: HoopError | undefined): void {
