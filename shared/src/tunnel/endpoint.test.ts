@@ -100,6 +100,25 @@ describe('TunnelEndpoint', () => {
     broker.close();
   });
 
+  it('ignores an admit for a stream it does not have, and the tunnel goes on', async () => {
+    const { cli, broker } = await brokerPair((side, frame, control) => {
+      if (control?.t === 'open') {
+        side.sendControl(frame.stream, {
+          t: 'open-error',
+          error: { code: 'AGENT_OFFLINE', message: 'agent a is offline' },
+        });
+      }
+    });
+    const admitted: number[] = [];
+    cli.on('admit', (stream) => admitted.push(stream.id));
+    broker.sendControl(9, { t: 'admit' });
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(admitted, []);
+    assert.equal(cli.isOpen, true);
+    await assert.rejects(cli.open({ t: 'open', connection: 'db' }), { code: 'AGENT_OFFLINE' });
+    broker.close();
+  });
+
   it('rejects an open still unanswered when the tunnel closes, and nothing else throws', async () => {
     const { cli, broker } = await brokerPair();
     const uncaught: unknown[] = [];
