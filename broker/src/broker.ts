@@ -95,6 +95,7 @@ export async function startBroker(
   const database = await openDatabase({
     dataDir: config.dataDir,
     ...(config.databaseUrl === undefined ? {} : { databaseUrl: config.databaseUrl }),
+    prepare: config.databasePrepare,
     logger,
   });
   const store = new Store(database, masterKey, clock);

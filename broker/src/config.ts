@@ -11,6 +11,8 @@ export interface BrokerConfig {
   readonly port: number;
   readonly dataDir: string;
   readonly databaseUrl: string | undefined;
+  /** Named prepared statements on a PostgreSQL store (HOOP_DATABASE_PREPARE, default on). */
+  readonly databasePrepare: boolean;
   readonly masterKey: string | undefined;
   readonly adminToken: string | undefined;
   /** Native Postgres endpoint address (HOOP_PG_LISTEN), or undefined when off. */
@@ -48,6 +50,8 @@ export interface BrokerConfigInput {
   listen?: string;
   dataDir?: string;
   databaseUrl?: string;
+  /** HOOP_DATABASE_PREPARE as the user typed it: `on` (default) or `off`. */
+  databasePrepare?: string;
   masterKey?: string;
   adminToken?: string;
   pgListen?: string;
@@ -102,6 +106,7 @@ export function resolveBrokerConfig(input: BrokerConfigInput): BrokerConfig {
     port,
     dataDir: input.dataDir ?? defaultDataDir(),
     databaseUrl: input.databaseUrl || undefined,
+    databasePrepare: parseOnOff('HOOP_DATABASE_PREPARE', input.databasePrepare, true),
     masterKey: input.masterKey || undefined,
     adminToken: input.adminToken || undefined,
     pgListen: input.pgListen ? parseListen(input.pgListen) : undefined,
@@ -118,6 +123,7 @@ export function brokerConfigFromEnv(env: NodeJS.ProcessEnv): BrokerConfigInput {
   if (env['HOOP_LISTEN']) input.listen = env['HOOP_LISTEN'];
   if (env['HOOP_DATA_DIR']) input.dataDir = env['HOOP_DATA_DIR'];
   if (env['HOOP_DATABASE_URL']) input.databaseUrl = env['HOOP_DATABASE_URL'];
+  if (env['HOOP_DATABASE_PREPARE']) input.databasePrepare = env['HOOP_DATABASE_PREPARE'];
   if (env['HOOP_MASTER_KEY']) input.masterKey = env['HOOP_MASTER_KEY'];
   if (env['HOOP_ADMIN_TOKEN']) input.adminToken = env['HOOP_ADMIN_TOKEN'];
   if (env['HOOP_PG_LISTEN']) input.pgListen = env['HOOP_PG_LISTEN'];
@@ -141,6 +147,14 @@ export function brokerConfigFromEnv(env: NodeJS.ProcessEnv): BrokerConfigInput {
   if (env['HOOP_OIDC_CLIENT_SECRET']) input.oidcClientSecret = env['HOOP_OIDC_CLIENT_SECRET'];
   if (env['HOOP_OIDC_GROUPS_CLAIM']) input.oidcGroupsClaim = env['HOOP_OIDC_GROUPS_CLAIM'];
   return input;
+}
+
+function parseOnOff(name: string, value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined || value === '') return fallback;
+  const lower = value.trim().toLowerCase();
+  if (lower === 'on') return true;
+  if (lower === 'off') return false;
+  throw new HoopError('USAGE', `${name} must be on or off, not "${value}"`);
 }
 
 function pgTlsOf(input: BrokerConfigInput): { certFile: string; keyFile: string } | undefined {

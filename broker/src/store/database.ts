@@ -19,6 +19,7 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
+import { withNamedStatements } from './named-statements.js';
 import { initializePgliteDataDir } from './pglite-init.js';
 import { PgliteThread } from './pglite-thread.js';
 import * as schema from './schema.js';
@@ -48,6 +49,11 @@ export interface OpenDatabaseOptions {
   migrationsFolder?: string;
   /** postgres.js pool size (default 10). */
   maxConnections?: number;
+  /**
+   * Named prepared statements on PostgreSQL (default true; named-statements.ts). False for a
+   * pooler that cannot keep them (pgbouncer in transaction mode before 1.21).
+   */
+  prepare?: boolean;
 }
 
 /** Key of the PostgreSQL advisory lock held while migrating ("hoop" in ASCII). */
@@ -84,7 +90,10 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<D
   const migrationsFolder = options.migrationsFolder ?? defaultMigrationsFolder();
   checkMigrationsFolder(migrationsFolder);
   if (options.databaseUrl !== undefined && options.databaseUrl !== '') {
-    return openPostgres(options.databaseUrl, migrationsFolder, options.maxConnections, logger);
+    return openPostgres(options.databaseUrl, migrationsFolder, logger, {
+      maxConnections: options.maxConnections ?? 10,
+      prepare: options.prepare ?? true,
+    });
   }
   return openPglite(options.dataDir, migrationsFolder, logger);
 }
@@ -133,8 +142,8 @@ async function openPglite(
 async function openPostgres(
   url: string,
   migrationsFolder: string,
-  maxConnections: number | undefined,
   logger: Logger,
+  pool: { maxConnections: number; prepare: boolean },
 ): Promise<Database> {
   const where = redactUrl(url);
   const onnotice = (notice: postgres.Notice): void => {
@@ -154,9 +163,12 @@ async function openPostgres(
   } finally {
     await migrator.end({ timeout: 5 }).catch(() => {});
   }
-  const client = postgres(url, { max: maxConnections ?? 10, onnotice });
-  const db = drizzlePostgres({ client, schema });
-  logger.info('store ready', { driver: 'postgres', location: where });
+  const client = postgres(url, { max: pool.maxConnections, onnotice, prepare: pool.prepare });
+  const db = drizzlePostgres({
+    client: pool.prepare ? withNamedStatements(client) : client,
+    schema,
+  });
+  logger.info('store ready', { driver: 'postgres', location: where, prepare: pool.prepare });
   return makeDatabase('postgres', db as unknown as Db, () => client.end({ timeout: 5 }));
 }
 

@@ -6,12 +6,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FakeClock, HoopError } from '@hoop/shared';
 import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import { type Database, defaultMigrationsFolder, openDatabase, redactUrl } from './database.js';
+import { MAX_PREPARED_PARAMS } from './named-statements.js';
 import { Store } from './store.js';
 import { runStoreSuite } from './store.suite.js';
 
@@ -91,5 +93,142 @@ describe('PostgreSQL migrations', () => {
     assert.equal(err.code, 'INTERNAL');
     assert.match(err.message, /127\.0\.0\.1:1/);
     assert.ok(!err.message.includes('hunter2'), err.message);
+  });
+});
+
+/**
+ * A TCP relay in front of PostgreSQL that counts the frontend messages by type ('P' Parse,
+ * 'H' Flush, 'S' Sync, …): a query sent in two round trips (Parse + Describe + Flush, wait, then
+ * Bind + Execute + Sync) shows a Flush; one sent in one round trip does not.
+ */
+async function startWireTap(target: URL): Promise<{
+  url(database: string): string;
+  counts: Map<string, number>;
+  close(): Promise<void>;
+}> {
+  const counts = new Map<string, number>();
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = connect(Number(target.port || 5432), target.hostname);
+    sockets.add(client).add(upstream);
+    let pending = Buffer.alloc(0);
+    let started = false;
+    client.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      for (;;) {
+        const header = started ? 5 : 4;
+        if (pending.length < header) break;
+        const length = pending.readInt32BE(started ? 1 : 0) + (started ? 1 : 0);
+        if (pending.length < length) break;
+        if (started) {
+          const type = String.fromCharCode(pending[0]!);
+          counts.set(type, (counts.get(type) ?? 0) + 1);
+        }
+        started = true;
+        pending = pending.subarray(length);
+      }
+      upstream.write(chunk);
+    });
+    upstream.pipe(client);
+    for (const s of [client, upstream]) {
+      s.on('error', () => {});
+      s.on('close', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url(database) {
+      const url = new URL(target.toString());
+      url.host = `127.0.0.1:${port}`;
+      url.pathname = `/${database}`;
+      return url.toString();
+    },
+    counts,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('PostgreSQL named statements', () => {
+  /** Opens the store through a wire tap and creates `rows` sessions; the tap's counts after. */
+  async function createSessionsThroughTap(
+    prepare: boolean,
+    rows: number,
+  ): Promise<Map<string, number>> {
+    const database = new URL(await createDatabase()).pathname.slice(1);
+    const tap = await startWireTap(new URL(adminUrl));
+    const opened = await openDatabase({
+      databaseUrl: tap.url(database),
+      prepare,
+      maxConnections: 1,
+    });
+    try {
+      const store = new Store(opened, randomBytes(32), new FakeClock());
+      // the first run of a query with parameters describes it first, prepared or not
+      await store.createSession({ connectionId: null, connectionName: 'warm-up' });
+      await store.listSessions({ limit: 1 });
+      tap.counts.clear();
+      for (let i = 0; i < rows; i += 1) {
+        const info = await store.createSession({ connectionId: null, connectionName: `db-${i}` });
+        assert.equal(info.connectionName, `db-${i}`);
+      }
+      const listed = await store.listSessions({ limit: rows + 1 });
+      assert.equal(listed.length, rows + 1);
+      return new Map(tap.counts);
+    } finally {
+      await opened.close();
+      await tap.close();
+    }
+  }
+
+  it('send a repeated query in one round trip, parsed once per connection', async () => {
+    const counts = await createSessionsThroughTap(true, 5);
+    assert.equal(
+      counts.get('H') ?? 0,
+      0,
+      `no Flush (no describe-first round trip): ${[...counts]}`,
+    );
+    assert.equal(counts.get('P') ?? 0, 0, 'parsed during the warm-up only');
+    assert.equal(counts.get('E'), 6);
+  });
+
+  it('describe first, in two round trips, with HOOP_DATABASE_PREPARE=off', async () => {
+    const counts = await createSessionsThroughTap(false, 5);
+    assert.equal(counts.get('H'), 6, 'a describe round trip for each query');
+    assert.equal(counts.get('P'), 6);
+    assert.equal(counts.get('E'), 6);
+  });
+
+  it('prepare a query with at most MAX_PREPARED_PARAMS parameters, and no larger one', async () => {
+    const opened = await openDatabase({ databaseUrl: await createDatabase(), maxConnections: 1 });
+    try {
+      const sumOf = async (count: number): Promise<number> => {
+        const terms = Array.from({ length: count }, (_, i) => sql`${i}::int`);
+        const rows = (await opened.db.execute(
+          sql`select ${sql.join(terms, sql` + `)} as total`,
+        )) as unknown as { total: number }[];
+        return Number(rows[0]?.total);
+      };
+      assert.equal(
+        await sumOf(MAX_PREPARED_PARAMS),
+        (MAX_PREPARED_PARAMS * (MAX_PREPARED_PARAMS - 1)) / 2,
+      );
+      const over = MAX_PREPARED_PARAMS + 1;
+      assert.equal(await sumOf(over), (over * (over - 1)) / 2);
+      const rows = (await opened.db.execute(
+        sql`select statement from pg_prepared_statements where not from_sql`,
+      )) as unknown as { statement: string }[];
+      const counts = rows.map((r) => (r.statement.match(/::int/g) ?? []).length);
+      assert.ok(counts.includes(MAX_PREPARED_PARAMS), `prepared: ${counts}`);
+      assert.ok(!counts.includes(over), `prepared: ${counts}`);
+    } finally {
+      await opened.close();
+    }
   });
 });

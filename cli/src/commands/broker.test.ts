@@ -58,4 +58,15 @@ describe('hoop broker start --json', () => {
       return true;
     });
   });
+
+  it('exits 2 on a HOOP_DATABASE_PREPARE that is neither on nor off', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'hoop-broker-prepare-'));
+    cleanups.push(() => rm(home, { recursive: true, force: true }));
+    const broker = startHoop(
+      ['broker', 'start', '--listen', '127.0.0.1:0', '--data-dir', join(home, 'data')],
+      { HOME: home, HOOP_DATABASE_PREPARE: 'sometimes' },
+    );
+    assert.equal(await broker.exited, 2, broker.state.err);
+    assert.match(broker.state.err, /HOOP_DATABASE_PREPARE must be on or off, not "sometimes"/);
+  });
 });
