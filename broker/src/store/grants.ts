@@ -6,7 +6,7 @@
  * Works on the StoreContext (`store.context`), beside the Store class rather than inside it.
  */
 import { HoopError } from '@hoop/shared';
-import { and, desc, eq, gt, isNull, or } from 'drizzle-orm';
+import { and, desc, eq, gt, isNull, or, sql } from 'drizzle-orm';
 import { guard, nowOf, type StoreContext } from './context.js';
 import {
   connections,
@@ -101,23 +101,36 @@ export async function grantConnection(
   });
 }
 
-/** Stores grants with one statement (the grant service groups them, see GroupCommit). */
+/**
+ * Stores grants with one statement (the grant service groups them, see GroupCommit). The rows go
+ * as one JSON parameter, so the statement's text is the same for any number of them: built once,
+ * and one named prepared statement on PostgreSQL. drizzle building a multi-row insert cost the
+ * broker's event loop ~0.3 ms per grant under `pgbench -C`.
+ */
 export async function insertGrants(ctx: StoreContext, rows: readonly NewGrant[]): Promise<void> {
   if (rows.length === 0) return;
+  const json = JSON.stringify(
+    rows.map((grant) => ({
+      id: grant.id,
+      user_id: grant.userId,
+      subject_name: grant.subjectName,
+      connection_name: grant.connectionName,
+      actions: grant.actions,
+      reason: grant.reason ?? null,
+      via: grant.via,
+      issued_at: grant.issuedAt.toISOString(),
+      expires_at: grant.expiresAt.toISOString(),
+    })),
+  );
   await guard('store grant', async () => {
-    await ctx.db.insert(grants).values(
-      rows.map((grant) => ({
-        id: grant.id,
-        userId: grant.userId,
-        subjectName: grant.subjectName,
-        connectionName: grant.connectionName,
-        actions: [...grant.actions],
-        reason: grant.reason ?? null,
-        via: grant.via,
-        issuedAt: grant.issuedAt,
-        expiresAt: grant.expiresAt,
-      })),
-    );
+    await ctx.db.execute(sql`
+      insert into grants (id, user_id, subject_name, connection_name, actions, reason, via,
+                          issued_at, expires_at)
+      select v.id, v.user_id, v.subject_name, v.connection_name, v.actions, v.reason, v.via,
+             v.issued_at, v.expires_at
+      from jsonb_to_recordset(${json}::jsonb)
+        as v(id text, user_id text, subject_name text, connection_name text, actions jsonb,
+             reason text, via text, issued_at timestamptz, expires_at timestamptz)`);
   });
 }
 

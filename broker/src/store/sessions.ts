@@ -7,6 +7,7 @@ import { HoopError } from '@hoop/shared';
 import { and, desc, eq, sql } from 'drizzle-orm';
 import { connectionNotFound } from './connections.js';
 import { guard, mapViolation, nowOf, type StoreContext } from './context.js';
+import type { Db } from './database.js';
 import { SqlState } from './db-errors.js';
 import { type SessionInfo, toSessionInfo } from './records.js';
 import { type SessionStatus, sessions } from './schema.js';
@@ -53,24 +54,53 @@ export async function createSession(
       : validateText('client', input.client);
   return guard('create session', async () => {
     try {
-      const [row] = await ctx.db
-        .insert(sessions)
-        .values({
-          id: input.id ?? randomUUID(),
-          connectionId: input.connectionId,
-          connectionName,
-          userId: input.userId ?? null,
-          agentId: input.agentId ?? null,
-          status: 'open',
-          startedAt: nowOf(ctx),
-          client,
-        })
-        .returning();
+      const [row] = await insertSessionQuery(ctx.db).execute({
+        id: input.id ?? randomUUID(),
+        connectionId: input.connectionId,
+        connectionName,
+        userId: input.userId ?? null,
+        agentId: input.agentId ?? null,
+        startedAt: nowOf(ctx),
+        client,
+      });
       return toSessionInfo(row!);
     } catch (err) {
       mapViolation(err, SqlState.foreignKeyViolation, () => connectionNotFound(connectionName));
     }
   });
+}
+
+/**
+ * The session row's insert, built once per database: it runs for every new connection, and
+ * drizzle building the statement again each time cost ~0.7 ms of the broker's event loop
+ * (`pgbench -C`). On PostgreSQL it is also a named prepared statement.
+ */
+const insertSessionQueries = new WeakMap<Db, ReturnType<typeof buildInsertSession>>();
+
+function buildInsertSession(db: Db) {
+  return db
+    .insert(sessions)
+    .values({
+      id: sql.placeholder('id'),
+      connectionId: sql.placeholder('connectionId'),
+      connectionName: sql.placeholder('connectionName'),
+      userId: sql.placeholder('userId'),
+      agentId: sql.placeholder('agentId'),
+      status: 'open',
+      startedAt: sql.placeholder('startedAt'),
+      client: sql.placeholder('client'),
+    })
+    .returning()
+    .prepare('hoop_insert_session');
+}
+
+function insertSessionQuery(db: Db): ReturnType<typeof buildInsertSession> {
+  let query = insertSessionQueries.get(db);
+  if (query === undefined) {
+    query = buildInsertSession(db);
+    insertSessionQueries.set(db, query);
+  }
+  return query;
 }
 
 export async function endSession(
