@@ -111,4 +111,34 @@ describe('PostgresEngine: admission by the broker', () => {
     // The target's connection is gone with the session.
     await until(async () => (await backends(watcher, app)) === 0, 'the target backend to end');
   });
+
+  it('tells the client why the target refused its login only once the session is admitted', async () => {
+    // The broker takes a stream that ends before the session is admitted for a session that
+    // never opened, and would drop the target's error; a psql user must see it (FATAL).
+    const held = gate();
+    const refusing = await startEngineServer({
+      engine,
+      target: pgTarget({ ...SYSTEM, database: 'hoop_admission_no_such_database' }),
+      password: undefined,
+      admitted: () => held.promise,
+    });
+    try {
+      let told = false;
+      const failing = connectThrough(refusing.port).then(
+        () => assert.fail('the client got in'),
+        (err: Error) => {
+          told = true;
+          return err;
+        },
+      );
+      await sleep(300);
+      assert.equal(told, false, 'the client heard from the target before admission');
+      held.open();
+      const err = await failing;
+      assert.match(err.message, /database "hoop_admission_no_such_database" does not exist/);
+      assert.equal((await refusing.outcome(0)).ok, false);
+    } finally {
+      await refusing.close();
+    }
+  });
 });

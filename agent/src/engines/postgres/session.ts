@@ -481,10 +481,19 @@ export class PostgresSession {
       err instanceof PostgresEngineError &&
       err.side === 'client' &&
       err.reason === PgFailure.closed;
-    if (!client.destroyed && !client.writableEnded && !clientGone) {
-      client.write(errorResponse(responseFor(err)));
-    }
     this.target?.destroy();
+    // What went wrong is told only once the session is on record, like anything else the client
+    // hears of the target: before that the broker would take the stream's end for a session
+    // that never opened and drop it. A session the broker does not admit hears why instead.
+    if (!clientGone) {
+      const told = await whenAdmitted(this.session.admitted, signal).then(
+        () => err,
+        (refusal: unknown) => refusal,
+      );
+      if (!client.destroyed && !client.writableEnded) {
+        client.write(errorResponse(responseFor(told)));
+      }
+    }
     await endStream(client, this.ctx.clock, this.ctx.closeGraceMs);
     if (signal.aborted || clientGone) {
       this.logger.debug('postgres session ended before it started', { error: toHoopError(err) });
