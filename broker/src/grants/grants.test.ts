@@ -339,11 +339,13 @@ describe('grants (broker + agent + PostgreSQL, in process)', () => {
 
   it('closes a session whose grant the broker cannot record, and opens the next one', async () => {
     const db = broker.store.context.db;
+    // A connection of its own: no earlier session grant of the admin's on it to share.
+    await addLocalPgConnection(broker, 'record-pg', 'near-db');
     // A real store failure: the grants table is gone while the session opens.
     await db.execute(sql`alter table grants rename to grants_away`);
     const client = new TunnelClient({ brokerUrl: broker.url, token: adminToken, logger });
     try {
-      const ended = await client.open({ t: 'open', connection: 'other-pg' }).then(
+      const ended = await client.open({ t: 'open', connection: 'record-pg' }).then(
         ({ stream }) =>
           new Promise<unknown>((resolve) => {
             stream.on('error', resolve);
@@ -356,10 +358,116 @@ describe('grants (broker + agent + PostgreSQL, in process)', () => {
       assert.equal(ended.code, 'INTERNAL');
       assert.match(ended.message, /could not record the grant of this session/);
       await db.execute(sql`alter table grants_away rename to grants`);
-      const { stream } = await client.open({ t: 'open', connection: 'other-pg' });
+      // The grant that could not be stored is not shared: the next session gets its own.
+      const { stream } = await client.open({ t: 'open', connection: 'record-pg' });
       stream.destroy();
     } finally {
       await db.execute(sql`alter table if exists grants_away rename to grants`);
+      client.close();
+    }
+  });
+
+  it('shares a session grant among the sessions one user opens on one connection in a short while', async () => {
+    const clock = new FakeClock(Date.now());
+    const service = forge({ clock });
+    const alice = { userId: 'user-alice', name: 'alice' };
+    const local = { name: 'local-pg', tags: [], maxGrantTtlSeconds: null };
+    const first = await service.mintSession(alice, local);
+    const again = await service.mintSession(alice, local);
+    assert.equal(again.id, first.id);
+    assert.equal(again.grant, first.grant);
+    // Stored once, however many sessions share it.
+    await Promise.all([first.record(), again.record(), again.record()]);
+    const rows = await broker.store.context.db
+      .select()
+      .from(grantsTable)
+      .where(eq(grantsTable.id, first.id));
+    assert.equal(rows.length, 1);
+    // Another user, another connection, another cap: a grant of their own.
+    const bobs = await service.mintSession({ userId: 'user-bob', name: 'bob' }, local);
+    const other = await service.mintSession(alice, { ...local, name: 'other-pg' });
+    const capped = await service.mintSession(alice, { ...local, maxGrantTtlSeconds: 600 });
+    assert.equal(new Set([first.id, bobs.id, other.id, capped.id]).size, 4);
+    // Shared for SESSION_GRANT_REUSE_MS (30 s) at most, then a new one.
+    clock.advance(29_000);
+    assert.equal((await service.mintSession(alice, local)).id, first.id);
+    clock.advance(1_000);
+    const later = await service.mintSession(alice, local);
+    assert.notEqual(later.id, first.id);
+    // At most a tenth of the grant's lifetime: a 60 s grant is shared for 6 s.
+    const short = await service.mintSession(alice, { ...local, maxGrantTtlSeconds: 60 });
+    clock.advance(5_000);
+    assert.equal(
+      (await service.mintSession(alice, { ...local, maxGrantTtlSeconds: 60 })).id,
+      short.id,
+    );
+    clock.advance(1_000);
+    assert.notEqual(
+      (await service.mintSession(alice, { ...local, maxGrantTtlSeconds: 60 })).id,
+      short.id,
+    );
+    // A revoked grant is never handed out again.
+    await later.record();
+    await service.revoke(later.id, { userId: 'admin', name: 'admin', role: 'admin' });
+    assert.notEqual((await service.mintSession(alice, local)).id, later.id);
+  });
+
+  it('never shares a session grant that could not be stored, nor on a store other brokers share', async () => {
+    const ctx = broker.store.context;
+    const alice = { userId: 'user-alice-2', name: 'alice' };
+    const local = { name: 'local-pg', tags: [], maxGrantTtlSeconds: null };
+    const shared = new GrantService({ ctx: { ...ctx, exclusive: false }, audit: async () => {} });
+    const a = await shared.mintSession(alice, local);
+    const b = await shared.mintSession(alice, local);
+    assert.notEqual(a.id, b.id);
+
+    const service = forge();
+    await ctx.db.execute(sql`alter table grants rename to grants_away`);
+    try {
+      const failed = await service.mintSession(alice, local);
+      await assert.rejects(failed.record());
+    } finally {
+      await ctx.db.execute(sql`alter table grants_away rename to grants`);
+    }
+    const next = await service.mintSession(alice, local);
+    await next.record();
+    const again = await service.mintSession(alice, local);
+    assert.equal(again.id, next.id);
+  });
+
+  it('ends every session sharing a session grant when it is revoked', async () => {
+    const client = new TunnelClient({ brokerUrl: broker.url, token: adminToken, logger });
+    await addLocalPgConnection(broker, 'shared-pg', 'near-db');
+    try {
+      const opened = [
+        await client.open({ t: 'open', connection: 'shared-pg' }),
+        await client.open({ t: 'open', connection: 'shared-pg' }),
+      ];
+      let rows: (typeof grantsTable.$inferSelect)[] = [];
+      for (let i = 0; i < 100 && rows.length === 0; i++) {
+        if (i > 0) await sleep(50);
+        rows = await broker.store.context.db
+          .select()
+          .from(grantsTable)
+          .where(eq(grantsTable.connectionName, 'shared-pg'));
+      }
+      assert.equal(rows.length, 1, 'both sessions run on one session grant');
+      const ended = opened.map(
+        ({ stream }) =>
+          new Promise<unknown>((resolve) => {
+            stream.on('error', resolve);
+            stream.on('close', () => resolve(undefined));
+            stream.resume();
+          }),
+      );
+      const res = await api('DELETE', `/api/v1/grants/${rows[0]?.id}`, adminToken);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body['sessionsEnded'], 2);
+      for (const err of await Promise.all(ended)) {
+        assert.ok(err instanceof HoopError, `expected the session to end with an error: ${err}`);
+        assert.equal(err.code, 'GRANT_REVOKED');
+      }
+    } finally {
       client.close();
     }
   });

@@ -50,6 +50,11 @@ export interface GrantServiceOptions {
    * grant); capped like any grant. Default: the connection's cap.
    */
   readonly sessionGrantTtlSeconds?: number;
+  /**
+   * How long a session grant is shared with the user's next sessions on the same connection
+   * (at most a tenth of its lifetime; exclusive stores only). Default SESSION_GRANT_REUSE_MS.
+   */
+  readonly sessionGrantReuseMs?: number;
   readonly issuer?: string;
   readonly audience?: string;
 }
@@ -78,6 +83,21 @@ export interface MintedGrant {
   readonly connection: string;
 }
 
+/** Default of GrantServiceOptions.sessionGrantReuseMs. */
+export const SESSION_GRANT_REUSE_MS = 30_000;
+/** Most session grants kept for sharing at once (one per user and connection). */
+const MAX_SHARED_SESSION_GRANTS = 1024;
+
+interface SharedSessionGrant {
+  readonly minted: MintedGrant;
+  /** The key that signed it: a rotation stops the sharing. */
+  readonly kid: string;
+  /** epoch ms, on the store's clock */
+  readonly mintedAt: number;
+  /** Stores it, once, however many sessions share it. */
+  readonly record: () => Promise<void>;
+}
+
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 /** Whether `token` has the shape of a JWT (three base64url parts); says nothing of validity. */
@@ -92,6 +112,8 @@ export class GrantService {
   readonly audience: string;
   /** Grant rows stored while another insert runs go together in the next one. */
   private readonly rows: GroupCommit<NewGrant>;
+  /** Session grants that new sessions of the same user and connection may share (mintSession). */
+  private readonly sessionGrants = new Map<string, SharedSessionGrant>();
 
   constructor(private readonly options: GrantServiceOptions) {
     this.rows = new GroupCommit(
@@ -244,13 +266,26 @@ export class GrantService {
 
   /**
    * The session grant for a token-authenticated client opening `connection` (as the hub looked
-   * it up), signed now; `record` stores it. The hub sends the grant to the agent at once and
-   * records it beside the session, off the connection's critical path.
+   * it up); `record` stores it. The hub sends the grant to the agent at once and records it
+   * beside the session, off the connection's critical path.
+   *
+   * On an exclusive store, the sessions one user opens on one connection within
+   * sessionGrantReuseMs of each other share a grant (one signature, one row, one `grant-minted`
+   * event, and the agent checks the same JWT once): a client that connects over and over (a
+   * pool, `pgbench -C`, a script) paid all of that on every connection. Revoking that grant ends
+   * all of them. Not shared on a store other brokers use too, where a revocation made by another
+   * broker would not be seen here.
    */
   async mintSession(
     subject: { readonly userId: string; readonly name: string },
     connection: GrantConnection,
   ): Promise<MintedGrant & { record: () => Promise<void> }> {
+    const shareable = this.ctx.exclusive === true;
+    const key = `${subject.userId}\n${subject.name}\n${connection.name}\n${connection.maxGrantTtlSeconds ?? ''}`;
+    if (shareable) {
+      const shared = await this.sharedSessionGrant(key);
+      if (shared !== undefined) return { ...shared.minted, record: shared.record };
+    }
     const { minted, record } = await this.sign(
       {
         subject,
@@ -261,7 +296,55 @@ export class GrantService {
       },
       connection,
     );
-    return { ...minted, record };
+    let recording: Promise<void> | undefined;
+    const recordOnce = (): Promise<void> => {
+      recording ??= record();
+      return recording;
+    };
+    if (shareable) {
+      const entry: SharedSessionGrant = {
+        minted,
+        kid: (await this.keys.signingKey()).kid,
+        mintedAt: this.ctx.clock.now(),
+        record: recordOnce,
+      };
+      this.shareSessionGrant(key, entry);
+      // A grant that could not be stored is never handed out again.
+      void recordOnce().catch(() => {
+        if (this.sessionGrants.get(key) === entry) this.sessionGrants.delete(key);
+      });
+    }
+    return { ...minted, record: recordOnce };
+  }
+
+  /** The session grant minted for `key` recently enough to share, signed with the current key. */
+  private async sharedSessionGrant(key: string): Promise<SharedSessionGrant | undefined> {
+    const shared = this.sessionGrants.get(key);
+    if (shared === undefined) return undefined;
+    const age = this.ctx.clock.now() - shared.mintedAt;
+    const window = Math.min(this.sessionGrantReuseMs, (shared.minted.ttlSeconds * 1000) / 10);
+    if (age < 0 || age >= window || shared.kid !== (await this.keys.signingKey()).kid) {
+      if (this.sessionGrants.get(key) === shared) this.sessionGrants.delete(key);
+      return undefined;
+    }
+    return shared;
+  }
+
+  private shareSessionGrant(key: string, entry: SharedSessionGrant): void {
+    this.sessionGrants.delete(key);
+    this.sessionGrants.set(key, entry);
+    // Oldest first (Map order): drop what can no longer be shared, and never keep more than
+    // MAX_SHARED_SESSION_GRANTS.
+    const now = this.ctx.clock.now();
+    for (const [k, e] of this.sessionGrants) {
+      const stale = now - e.mintedAt >= this.sessionGrantReuseMs;
+      if (!stale && this.sessionGrants.size <= MAX_SHARED_SESSION_GRANTS) break;
+      this.sessionGrants.delete(k);
+    }
+  }
+
+  private get sessionGrantReuseMs(): number {
+    return this.options.sessionGrantReuseMs ?? SESSION_GRANT_REUSE_MS;
   }
 
   /**
@@ -367,6 +450,9 @@ export class GrantService {
       });
     }
     const wasRevoked = row.revokedAt !== null;
+    for (const [key, shared] of this.sessionGrants) {
+      if (shared.minted.id === id) this.sessionGrants.delete(key);
+    }
     const revoked = await revokeGrant(this.ctx, id);
     if (!wasRevoked) {
       await this.options.audit({
