@@ -36,7 +36,8 @@ import { Backoff } from './backoff.js';
 import { resolveCredential } from './credentials.js';
 import { defaultEngines, type EngineRegistry } from './engines/registry.js';
 import { JwksCache, jwksUrl } from './grants/jwks.js';
-import { type VerifiedGrant, verifyGrant } from './grants/verify.js';
+import { VerifiedGrants } from './grants/verified-grants.js';
+import type { VerifiedGrant } from './grants/verify.js';
 import { StatementReviews } from './reviews.js';
 import { type FsyncMode, type QuarantineInfo, Spool } from './spool/spool.js';
 
@@ -121,6 +122,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private timer: TimerHandle | undefined;
   private readonly sessions = new Map<string, AbortController>();
   private readonly grantKeys: JwksCache;
+  /** Session grants checked already (the broker shares one among a user's sessions). */
+  private readonly verifiedGrants = new VerifiedGrants();
   readonly audit: AuditSender;
   readonly spool: Spool;
   private readonly reviews: StatementReviews;
@@ -348,33 +351,37 @@ export class Agent extends EventEmitter<AgentEvents> {
     // The broker may close the stream with an error at any time, before the engine listens too
     // (a session row it could not store): that ends the session, it must not end the agent.
     stream.on('error', () => {});
-    verifyGrant(message.grant, {
-      key: (kid) => this.grantKeys.key(kid),
-      now: this.clock.now(),
-      connection: message.target.name,
-      ...(this.options.grants?.issuer === undefined ? {} : { issuer: this.options.grants.issuer }),
-      ...(this.options.grants?.audience === undefined
-        ? {}
-        : { audience: this.options.grants.audience }),
-    }).then(
-      (grant) => {
-        if (stream.destroyed || endpoint !== this.endpoint || endpoint?.isOpen !== true) return;
-        this.serveGranted(stream, message, grant, admitted);
-      },
-      (err: unknown) => {
-        const error = toHoopError(err);
-        this.options.logger.warn('refused session', {
-          session: message.session,
-          connection: message.target.name,
-          code: error.code,
-          reason: error.message,
-        });
-        if (endpoint?.isOpen === true) {
-          endpoint.sendControl(stream.id, { t: 'open-error', error: errorBodyOf(error) });
-        }
-        stream.destroy();
-      },
-    );
+    this.verifiedGrants
+      .verify(message.grant, {
+        key: (kid) => this.grantKeys.key(kid),
+        now: this.clock.now(),
+        connection: message.target.name,
+        ...(this.options.grants?.issuer === undefined
+          ? {}
+          : { issuer: this.options.grants.issuer }),
+        ...(this.options.grants?.audience === undefined
+          ? {}
+          : { audience: this.options.grants.audience }),
+      })
+      .then(
+        (grant) => {
+          if (stream.destroyed || endpoint !== this.endpoint || endpoint?.isOpen !== true) return;
+          this.serveGranted(stream, message, grant, admitted);
+        },
+        (err: unknown) => {
+          const error = toHoopError(err);
+          this.options.logger.warn('refused session', {
+            session: message.session,
+            connection: message.target.name,
+            code: error.code,
+            reason: error.message,
+          });
+          if (endpoint?.isOpen === true) {
+            endpoint.sendControl(stream.id, { t: 'open-error', error: errorBodyOf(error) });
+          }
+          stream.destroy();
+        },
+      );
   }
 
   private serveGranted(

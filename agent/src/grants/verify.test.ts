@@ -4,6 +4,7 @@ import { createHmac, generateKeyPairSync, type KeyObject, sign } from 'node:cryp
 import { describe, it } from 'node:test';
 import { FakeClock, HoopError, silentLogger } from '@hoop/shared';
 import { JwksCache, jwksUrl } from './jwks.js';
+import { VerifiedGrants } from './verified-grants.js';
 import { verifyGrant } from './verify.js';
 
 const NOW = 1_700_000_000_000;
@@ -227,5 +228,57 @@ describe('JwksCache', () => {
     up = false;
     assert.equal(await cache.key('k2'), undefined);
     assert.ok(await cache.key('k1'));
+  });
+});
+
+describe('VerifiedGrants', () => {
+  it('checks a grant seen before without its signature, but always its expiry and connection', async () => {
+    let lookups = 0;
+    const counting = {
+      ...options,
+      key: async (kid: string) => {
+        lookups++;
+        return options.key(kid);
+      },
+    };
+    const verified = new VerifiedGrants();
+    const token = jwt(claims());
+    const first = await verified.verify(token, counting);
+    const again = await verified.verify(token, counting);
+    assert.deepEqual(again, first);
+    assert.equal(lookups, 1, 'the signature was checked once');
+    // Still refused for another connection, and once expired (then forgotten).
+    await assert.rejects(verified.verify(token, { ...counting, connection: 'other' }), {
+      code: 'GRANT_WRONG_CONNECTION',
+    });
+    await assert.rejects(verified.verify(token, { ...counting, now: NOW + 600_000 }), {
+      code: 'GRANT_EXPIRED',
+    });
+    assert.equal(verified.size, 0);
+    // A token that failed is never remembered: a forged one fails every time.
+    const forged = jwt(claims(), other.privateKey);
+    for (let i = 0; i < 2; i++) {
+      await assert.rejects(verified.verify(forged, counting), { code: 'GRANT_INVALID' });
+    }
+    assert.equal(verified.size, 0);
+  });
+
+  it('keeps at most its bound, the oldest dropped first', async () => {
+    const verified = new VerifiedGrants(3);
+    const tokens = [1, 2, 3, 4, 5].map((n) => jwt(claims({ jti: `g${n}` })));
+    for (const token of tokens) await verified.verify(token, options);
+    assert.equal(verified.size, 3);
+    let lookups = 0;
+    const counting = {
+      ...options,
+      key: async (kid: string) => {
+        lookups++;
+        return options.key(kid);
+      },
+    };
+    await verified.verify(tokens[4], counting);
+    assert.equal(lookups, 0, 'the newest is kept');
+    await verified.verify(tokens[0], counting);
+    assert.equal(lookups, 1, 'the oldest was dropped');
   });
 });

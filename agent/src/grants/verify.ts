@@ -107,7 +107,27 @@ export async function verifyGrant(
     throw invalid('its claims are not a grant');
   }
   if (iat * 1000 > options.now + IAT_SKEW_MS) throw invalid('it was issued in the future');
-  const expiresAt = exp * 1000;
+  const grant: VerifiedGrant = {
+    id: jti,
+    userId: sub,
+    name,
+    connection: conn,
+    actions: act as string[],
+    expiresAt: exp * 1000,
+  };
+  assertGrantUsable(grant, options);
+  return grant;
+}
+
+/**
+ * What a verified grant must still be at each use: unexpired, for this connection, allowing
+ * connect. Throws GRANT_EXPIRED, GRANT_WRONG_CONNECTION or GRANT_INVALID.
+ */
+export function assertGrantUsable(
+  grant: VerifiedGrant,
+  options: Pick<VerifyGrantOptions, 'now' | 'connection'>,
+): void {
+  const { connection: conn, expiresAt } = grant;
   if (expiresAt <= options.now) {
     throw new HoopError(
       'GRANT_EXPIRED',
@@ -120,6 +140,5 @@ export async function verifyGrant(
       `the session's grant is for ${conn}, not ${options.connection}`,
     );
   }
-  if (!act.includes('connect')) throw invalid('it does not allow connect');
-  return { id: jti, userId: sub, name, connection: conn, actions: act as string[], expiresAt };
+  if (!grant.actions.includes('connect')) throw invalid('it does not allow connect');
 }
