@@ -12,6 +12,7 @@ import { parentPort } from 'node:worker_threads';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { startIdleCollector } from '@hoop/shared';
 import { durablePgliteOptions } from './pglite-durable-fs.js';
+import { queryInOneRound, textParams } from './pglite-one-round.js';
 import {
   type ClientMessage,
   type QueryRequest,
@@ -99,11 +100,14 @@ async function runQuery(request: QueryRequest): Promise<unknown> {
     rowMode: request.rowMode,
     ...(request.textTypes === undefined ? {} : { parsers: textParsers(request.textTypes) }),
   };
+  const values = textParams(request.params);
   if (request.tx === undefined) {
+    if (values !== undefined) return queryInOneRound(opened(), request.sql, values, options, false);
     return opened().query(request.sql, request.params, options);
   }
   const open = transactions.get(request.tx);
   if (open === undefined) throw new Error(`transaction ${request.tx} is not open`);
+  if (values !== undefined) return queryInOneRound(opened(), request.sql, values, options, true);
   return open.tx.query(request.sql, request.params, options);
 }
 
