@@ -231,22 +231,28 @@ describe('JwksCache', () => {
   });
 });
 
+/** The test options, counting the key lookups (one per signature checked). */
+function countingKeys(): { counting: typeof options; lookups: () => number } {
+  let count = 0;
+  const counting = {
+    ...options,
+    key: async (kid: string) => {
+      count++;
+      return options.key(kid);
+    },
+  };
+  return { counting, lookups: () => count };
+}
+
 describe('VerifiedGrants', () => {
   it('checks a grant seen before without its signature, but always its expiry and connection', async () => {
-    let lookups = 0;
-    const counting = {
-      ...options,
-      key: async (kid: string) => {
-        lookups++;
-        return options.key(kid);
-      },
-    };
+    const { counting, lookups } = countingKeys();
     const verified = new VerifiedGrants();
     const token = jwt(claims());
     const first = await verified.verify(token, counting);
     const again = await verified.verify(token, counting);
     assert.deepEqual(again, first);
-    assert.equal(lookups, 1, 'the signature was checked once');
+    assert.equal(lookups(), 1, 'the signature was checked once');
     // Still refused for another connection, and once expired (then forgotten).
     await assert.rejects(verified.verify(token, { ...counting, connection: 'other' }), {
       code: 'GRANT_WRONG_CONNECTION',
@@ -268,17 +274,10 @@ describe('VerifiedGrants', () => {
     const tokens = [1, 2, 3, 4, 5].map((n) => jwt(claims({ jti: `g${n}` })));
     for (const token of tokens) await verified.verify(token, options);
     assert.equal(verified.size, 3);
-    let lookups = 0;
-    const counting = {
-      ...options,
-      key: async (kid: string) => {
-        lookups++;
-        return options.key(kid);
-      },
-    };
+    const { counting, lookups } = countingKeys();
     await verified.verify(tokens[4], counting);
-    assert.equal(lookups, 0, 'the newest is kept');
+    assert.equal(lookups(), 0, 'the newest is kept');
     await verified.verify(tokens[0], counting);
-    assert.equal(lookups, 1, 'the oldest was dropped');
+    assert.equal(lookups(), 1, 'the oldest was dropped');
   });
 });
