@@ -154,7 +154,7 @@ export class GrantService {
   private async sign(
     request: MintRequest,
     connection: GrantConnection,
-  ): Promise<{ minted: MintedGrant; record: () => Promise<void> }> {
+  ): Promise<{ minted: MintedGrant; record: () => Promise<void>; kid: string }> {
     const reason = request.reason?.trim() || undefined;
     if (reason !== undefined && reason.length > MAX_REASON_LENGTH) {
       throw new HoopError(
@@ -223,7 +223,7 @@ export class GrantService {
       capped: times.capped,
       connection: connection.name,
     };
-    return { minted, record };
+    return { minted, record, kid };
   }
 
   /**
@@ -286,7 +286,7 @@ export class GrantService {
       const shared = await this.sharedSessionGrant(key);
       if (shared !== undefined) return { ...shared.minted, record: shared.record };
     }
-    const { minted, record } = await this.sign(
+    const { minted, record, kid } = await this.sign(
       {
         subject,
         connection: connection.name,
@@ -304,7 +304,7 @@ export class GrantService {
     if (shareable) {
       const entry: SharedSessionGrant = {
         minted,
-        kid: (await this.keys.signingKey()).kid,
+        kid,
         mintedAt: this.ctx.clock.now(),
         record: recordOnce,
       };
