@@ -52,7 +52,7 @@ export async function queryInOneRound<T>(
   inTransaction: boolean,
 ): Promise<Results<T>> {
   const { serialize } = protocol;
-  const message = concat([
+  const message = Buffer.concat([
     serialize.parse({ text: sql }),
     serialize.bind({ values: [...values] }),
     serialize.describe({ type: 'P' }),
@@ -122,16 +122,4 @@ function rowCount(tag: string): number {
     default:
       return 0;
   }
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
