@@ -16,6 +16,14 @@
 // after the same load; COPY and pgbench -c 8 within their run-to-run noise).
 import { main } from '../dist/main.js';
 
+// A reader that stops early (`hoop … | head -1`) closes the pipe: the rest of the output has
+// nowhere to go, and the command still finishes and exits as it would have. Without this the
+// EPIPE was an unhandled 'error' event and a stack trace.
+process.stdout.on('error', (err) => {
+  if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') return;
+  throw err;
+});
+
 main(process.argv).then((code) => {
   process.exitCode = code;
 });
