@@ -5,8 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { PGlite } from '@electric-sql/pglite';
-import { type OneRoundOptions, queryInOneRound, textParams } from './pglite-one-round.js';
+import { PGlite, protocol } from '@electric-sql/pglite';
+import {
+  extendedQuery,
+  type OneRoundOptions,
+  queryInOneRound,
+  textParams,
+} from './pglite-one-round.js';
 
 describe('textParams', () => {
   it('sends nulls, strings, finite numbers, bigints and booleans as text', () => {
@@ -26,6 +31,31 @@ describe('textParams', () => {
   it('leaves to PGlite a value that needs a serializer', () => {
     for (const value of [new Date(), [1, 2], { a: 1 }, new Uint8Array([1]), Number.NaN]) {
       assert.equal(textParams(['x', value]), undefined, String(value));
+    }
+  });
+});
+
+describe('extendedQuery', () => {
+  const theirs = (sql: string, values: (string | null)[]) => {
+    const { serialize } = protocol;
+    return Buffer.concat([
+      serialize.parse({ text: sql }),
+      serialize.bind({ values }),
+      serialize.describe({ type: 'P' }),
+      serialize.execute({}),
+      serialize.sync(),
+    ]);
+  };
+
+  it('writes the bytes PGlite\'s own serializer writes', () => {
+    const cases: [string, (string | null)[]][] = [
+      ['select 1', []],
+      ['select $1::text, $2, $3', ['a', null, '']],
+      ['insert into t values ($1, $2)', ['zoë — 日本 🚀', 'x'.repeat(300_000)]],
+      ['select $1 -- ünïcode in the text too', [null]],
+    ];
+    for (const [sql, values] of cases) {
+      assert.deepEqual(extendedQuery(sql, values), theirs(sql, values), sql);
     }
   });
 });
