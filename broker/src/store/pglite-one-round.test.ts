@@ -47,7 +47,7 @@ describe('extendedQuery', () => {
     ]);
   };
 
-  it('writes the bytes PGlite\'s own serializer writes', () => {
+  it("writes the bytes PGlite's own serializer writes", () => {
     const cases: [string, (string | null)[]][] = [
       ['select 1', []],
       ['select $1::text, $2, $3', ['a', null, '']],
