@@ -42,8 +42,9 @@ export function textParams(params: readonly unknown[] | undefined): (string | nu
  * The frontend messages of one unnamed extended-protocol query, in one buffer sized up front:
  * Parse (no parameter types: the server infers them), Bind (every value as text, null as -1;
  * every result column as text), Describe of the portal, Execute (all rows) and Sync. PGlite's
- * serializer writes the same bytes through a growing buffer and a copy per message; for an
- * audit batch (one parameter of a few hundred KB) that was ~5 % of the store thread's work.
+ * serializer writes the same bytes through a growing buffer and a copy per message: measured
+ * 1.25 → 0.09–0.12 ms for an audit batch (one 300 KB parameter), 25–27 → 2.1 µs for the session
+ * row's seven values; under recorded `pgbench -c 8` it was ~5 % of the store thread's profile.
  */
 export function extendedQuery(sql: string, values: readonly (string | null)[]): Buffer {
   const sqlBytes = Buffer.byteLength(sql);
