@@ -35,17 +35,23 @@ export function createOutput(
   };
 }
 
+/** Rows as aligned columns under a header of the keys' words (`bytesUp` → `BYTES UP`). */
 export function table(rows: Record<string, unknown>[], columns: string[]): string {
+  const headers = columns.map(header);
   const cells = rows.map((row) => columns.map((c) => formatCell(row[c])));
-  const widths = columns.map((c, i) =>
-    Math.max(c.length, ...cells.map((r) => (r[i] as string).length)),
+  const widths = headers.map((h, i) =>
+    Math.max(h.length, ...cells.map((r) => (r[i] as string).length)),
   );
   const render = (values: string[]) =>
     values
       .map((v, i) => v.padEnd(widths[i] as number))
       .join('  ')
       .trimEnd();
-  return [render(columns.map((c) => c.toUpperCase())), ...cells.map(render)].join('\n');
+  return [render(headers), ...cells.map(render)].join('\n');
+}
+
+function header(key: string): string {
+  return key.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toUpperCase();
 }
 
 function formatCell(value: unknown): string {
