@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { detect, featuresOf, ibanValid, redactDetected } from './detectors.js';
+import {
+  detect,
+  featuresOf,
+  ibanValid,
+  redactDetected,
+  redactDetectedIn,
+  type TextFeatures,
+} from './detectors.js';
 
 /** A small deterministic generator, so a failure can be replayed. */
 function lcg(seed: number): () => number {
@@ -42,6 +49,11 @@ describe('detector gates', () => {
       ['AKIAABCD', { keyish: true }],
       ['xoxb-1', { keyish: true, dash: true }],
       ['ey J', { keyish: false }],
+      ['xox', { keyish: false }],
+      ['DE89 x', { ibanStart: true }],
+      ['xDE89', { ibanStart: false }],
+      ['_DE89', { ibanStart: false }],
+      ['é de12', { ibanStart: true }],
       ['12 34-5 -6', { digits: 6, longestRun: 5 }],
     ];
     for (const [text, want] of cases) {
@@ -50,6 +62,81 @@ describe('detector gates', () => {
         assert.equal(got[key as keyof typeof got], value, `${key} of ${JSON.stringify(text)}`);
       }
     }
+  });
+
+  it('sees a possible IBAN start exactly where the IBAN pattern can match', () => {
+    const start = /\b[A-Z]{2}\d{2}/i;
+    const random = lcg(11);
+    const alphabet = 'aZde0123 -_.\té€';
+    for (let n = 0; n < 20_000; n++) {
+      let text = '';
+      const length = 2 + Math.floor(random() * 12);
+      for (let i = 0; i < length; i++) text += alphabet[Math.floor(random() * alphabet.length)];
+      assert.equal(featuresOf(text).ibanStart, start.test(text), JSON.stringify(text));
+    }
+  });
+
+  it('gives a text the features of its UTF-8 bytes, and a Latin-1 text those of its bytes', () => {
+    for (const text of ['é1234567890123 x@y', '€eyJ ab12 +1', 'ÄKIA AKIA_', 'xoxb-1 ü-ß']) {
+      assert.deepEqual(featuresOf(text), featuresOf(Buffer.from(text, 'utf8')), text);
+    }
+    const latin1 = Buffer.from([0xe9, 0x31, 0x32, 0x33, 0x34, 0x40, 0xff, 0x2b, 0x31]);
+    assert.deepEqual(featuresOf(latin1.toString('latin1')), featuresOf(latin1));
+  });
+
+  it('never keeps a detector from a text it would find something in', () => {
+    // Every gate open: each enabled pattern runs on every text. The gates may only skip work.
+    const open: TextFeatures = {
+      digits: Number.POSITIVE_INFINITY,
+      longestRun: Number.POSITIVE_INFINITY,
+      at: true,
+      plus: true,
+      dash: true,
+      keyish: true,
+      ibanStart: true,
+    };
+    const all = new Set(['email', 'credit_card', 'iban', 'phone', 'us_ssn', 'jwt'] as const);
+    const pieces = [
+      'a.b@example.com',
+      '4111 1111 1111 1111',
+      '4111-1111-1111-1111',
+      'DE89 3704 0044 0532 0130 00',
+      'gb29nwbk60161331926819',
+      '+44 20 7946 0958',
+      '123-45-6789',
+      'eyJhbGciOi.eyJzdWIiOi.sig_-x',
+      'AKIAIOSFODNN7EXAMPLE',
+      'sk_live_abcdefghijklmnop1234',
+      'xoxb-1234567890-abc',
+      'ghp_abcdefghijklmnopqrstuvwxyz0123456789',
+      '9f86d081884c7d659a2feaa0c55ad015',
+      'é',
+      '€',
+      '42',
+      'x',
+      '-',
+      '_',
+      '@',
+      '+',
+    ];
+    const separators = [' ', '', '\t', '-', '.', ',', '_'];
+    const random = lcg(17);
+    const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)] as T;
+    let found = 0;
+    for (let n = 0; n < 5_000; n++) {
+      const count = 1 + Math.floor(random() * 4);
+      let text = '';
+      for (let i = 0; i < count; i++) text += pick(separators) + pick(pieces);
+      const hits = detect(text, all);
+      assert.deepEqual(hits, detect(text, all, open), JSON.stringify(text));
+      assert.deepEqual(
+        redactDetectedIn(Buffer.from(text, 'utf8'), 'utf8', all),
+        redactDetected(text, all),
+        JSON.stringify(text),
+      );
+      if (hits.length > 0) found++;
+    }
+    assert.ok(found > 2_500, `only ${found} texts held something to find`);
   });
 
   it('skips rows of hashes and ids without missing a card in them', () => {

@@ -237,15 +237,47 @@ export interface TextFeatures {
   readonly at: boolean;
   readonly plus: boolean;
   readonly dash: boolean;
-  /** `_`, `eyJ`, `AKIA` or `xox`: what a token or API key starts with or contains. */
+  /** `_`, `eyJ`, `AKIA` or `xox?-`: what a token or API key starts with or contains. */
   readonly keyish: boolean;
+  /** Two letters and two digits at a word's start: where the IBAN pattern can match. */
+  readonly ibanStart: boolean;
 }
 
+// Character classes of the features pass, by byte. Only ASCII has a class: every byte of a
+// multi-byte UTF-8 character is >= 0x80, so the features of a text's UTF-8 bytes (or of a
+// Latin-1 text's bytes) are the features of its characters.
+const DIGIT = 1;
+const LETTER = 2;
+/** Space or dash: may separate the digit groups of a card. */
+const SEPARATOR = 4;
 /**
- * One pass instead of a scan per detector: COPY rows and result values are gated here before
- * any pattern runs. `longestRun >= n` holds exactly when `\d(?:[ -]?\d){n-1,}` can match.
+ * `@ + - _`, and the rare letters of `eyJ` and `AKIA`: set a flag. A key's shape is checked
+ * around its rarest character (`J`, `K`, the `-` after `xox?`) so that common letters such as
+ * `e` take the fast path.
  */
-export function featuresOf(text: string): TextFeatures {
+const MARK = 8;
+const UNDERSCORE = 16;
+/** What `\b` counts as a word character (without the u flag: ASCII only). */
+const WORD = DIGIT | LETTER | UNDERSCORE;
+const classOf = new Uint8Array(256);
+for (let c = 48; c <= 57; c++) classOf[c] = DIGIT;
+for (let c = 65; c <= 90; c++) classOf[c] = LETTER;
+for (let c = 97; c <= 122; c++) classOf[c] = LETTER;
+classOf[32] = SEPARATOR;
+classOf[45] = SEPARATOR | MARK;
+classOf[64] = MARK;
+classOf[43] = MARK;
+classOf[95] = UNDERSCORE | MARK;
+for (const c of [74, 75]) classOf[c] = LETTER | MARK;
+
+/**
+ * One pass instead of a scan per detector: COPY rows and result values are gated here, on their
+ * bytes, before they are decoded and before any pattern runs. `longestRun >= n` holds exactly
+ * when `\d(?:[ -]?\d){n-1,}` can match; `ibanStart` exactly when `\b[A-Z]{2}\d{2}` (case
+ * insensitive) can. A string is looked at as its UTF-8 bytes; bytes from `from` on.
+ */
+export function featuresOf(input: string | Uint8Array, from = 0): TextFeatures {
+  const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
   let digits = 0;
   let run = 0;
   let longestRun = 0;
@@ -254,31 +286,51 @@ export function featuresOf(text: string): TextFeatures {
   let plus = false;
   let dash = false;
   let keyish = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
+  let ibanStart = false;
+  const n = bytes.length;
+  for (let i = from; i < n; i++) {
+    const k = classOf[bytes[i] as number] as number;
+    if (k === DIGIT) {
       digits++;
       if (++run > longestRun) longestRun = run;
       separated = false;
+      // The second of two digits after two letters that start a word.
+      if (
+        !ibanStart &&
+        i >= from + 3 &&
+        classOf[bytes[i - 1] as number] === DIGIT &&
+        ((classOf[bytes[i - 2] as number] as number) & LETTER) !== 0 &&
+        ((classOf[bytes[i - 3] as number] as number) & LETTER) !== 0 &&
+        (i === from + 3 || ((classOf[bytes[i - 4] as number] as number) & WORD) === 0)
+      ) {
+        ibanStart = true;
+      }
       continue;
     }
-    if ((c === 32 || c === 45) && run > 0 && !separated) separated = true;
+    if ((k & SEPARATOR) !== 0 && run > 0 && !separated) separated = true;
     else {
       run = 0;
       separated = false;
     }
+    if ((k & MARK) === 0) continue;
+    const c = bytes[i] as number;
     if (c === 64) at = true;
     else if (c === 43) plus = true;
-    else if (c === 45) dash = true;
-    else if (c === 95) keyish = true;
-    else if (!keyish) {
-      keyish =
-        (c === 101 && text.startsWith('yJ', i + 1)) ||
-        (c === 65 && text.startsWith('KIA', i + 1)) ||
-        (c === 120 && text.startsWith('ox', i + 1));
+    else if (c === 45) {
+      dash = true;
+      // `xox?-`: a Slack token's prefix.
+      keyish ||=
+        i >= from + 4 && bytes[i - 4] === 120 && bytes[i - 3] === 111 && bytes[i - 2] === 120;
+    } else if (c === 95) keyish = true;
+    else if (c === 74) {
+      // `eyJ`: a JWT's start.
+      keyish ||= i >= from + 2 && bytes[i - 2] === 101 && bytes[i - 1] === 121;
+    } else {
+      // `AKIA`: an AWS access key id's start.
+      keyish ||= i > from && bytes[i - 1] === 65 && bytes[i + 1] === 73 && bytes[i + 2] === 65;
     }
   }
-  return { digits, longestRun, at, plus, dash, keyish };
+  return { digits, longestRun, at, plus, dash, keyish, ibanStart };
 }
 
 const patterns: readonly Pattern[] = [
@@ -298,7 +350,7 @@ const patterns: readonly Pattern[] = [
     detector: 'iban',
     // Where an IBAN may start; every such place is tried, also inside an earlier candidate.
     regex: /\b[A-Z]{2}\d{2}/gi,
-    gate: (f) => f.digits >= 4,
+    gate: (f) => f.ibanStart,
     extent: ibanEnd,
   },
   {
@@ -321,11 +373,25 @@ const patterns: readonly Pattern[] = [
   },
 ];
 
-/** Hits of `enabled` detectors in `text`, sorted, non-overlapping (first detector wins). */
-export function detect(text: string, enabled: ReadonlySet<DetectorName>): DetectorHit[] {
+/** Whether an enabled detector's gate passes: when none does, no pattern can match the text. */
+export function anyGatePasses(features: TextFeatures, enabled: ReadonlySet<DetectorName>): boolean {
+  for (const pattern of patterns) {
+    if (enabled.has(pattern.detector) && pattern.gate(features)) return true;
+  }
+  return false;
+}
+
+/**
+ * Hits of `enabled` detectors in `text`, sorted, non-overlapping (first detector wins).
+ * `features`: the text's, when the caller has them already (from its bytes).
+ */
+export function detect(
+  text: string,
+  enabled: ReadonlySet<DetectorName>,
+  features?: TextFeatures,
+): DetectorHit[] {
   if (text.length < 6) return [];
   let hits: DetectorHit[] | undefined;
-  let features: TextFeatures | undefined;
   for (const pattern of patterns) {
     if (!enabled.has(pattern.detector)) continue;
     features ??= featuresOf(text);
@@ -387,8 +453,9 @@ export function redactDetected(
   text: string,
   enabled: ReadonlySet<DetectorName>,
   counts?: Map<string, number>,
+  features?: TextFeatures,
 ): string | undefined {
-  const hits = detect(text, enabled);
+  const hits = detect(text, enabled, features);
   if (hits.length === 0) return undefined;
   let out = '';
   let last = 0;
@@ -398,4 +465,23 @@ export function redactDetected(
     counts?.set(hit.detector, (counts.get(hit.detector) ?? 0) + 1);
   }
   return out + text.slice(last);
+}
+
+/**
+ * redactDetected for a value still in bytes (a COPY row, a DataRow value): gated on the bytes,
+ * and decoded only when an enabled detector may find something, which most values of most
+ * tables never give it.
+ */
+export function redactDetectedIn(
+  bytes: Buffer,
+  encoding: 'utf8' | 'latin1',
+  enabled: ReadonlySet<DetectorName>,
+  counts?: Map<string, number>,
+  /** Where the text starts in `bytes` (e.g. after a message's header). */
+  from = 0,
+): string | undefined {
+  if (bytes.length - from < 6 || enabled.size === 0) return undefined;
+  const features = featuresOf(bytes, from);
+  if (!anyGatePasses(features, enabled)) return undefined;
+  return redactDetected(bytes.toString(encoding, from), enabled, counts, features);
 }

@@ -10,7 +10,7 @@
  */
 import { createHmac } from 'node:crypto';
 import type { DetectorName, MaskingSummary, MaskStrategy, Policy } from '@hoop/shared';
-import { redactDetected } from './detectors.js';
+import { redactDetected, redactDetectedIn } from './detectors.js';
 import type { FieldDescription } from './protocol.js';
 
 /** Type OIDs whose text or binary form is the value's text. */
@@ -122,6 +122,20 @@ export class Masker {
   }
 
   /**
+   * Detector pass over a text still in bytes (`encoding` says how to read them; the text starts
+   * at `from`): decoded only when a detector may find something. Undefined when nothing was
+   * found.
+   */
+  scanBytes(
+    bytes: Buffer,
+    counts: MaskCounts,
+    encoding: 'utf8' | 'latin1' = 'utf8',
+    from = 0,
+  ): string | undefined {
+    return redactDetectedIn(bytes, encoding, this.detectors, counts.detectors, from);
+  }
+
+  /**
    * One DataRow value under its column plan: the same Buffer when unchanged, a new one (or
    * null) when masked.
    */
@@ -146,26 +160,27 @@ export class Masker {
     }
     if (this.detectors.size === 0 || value.length < 6) return value;
     if (!binary || TEXT_TYPES.has(typeOid)) {
-      const text = value.toString('utf8');
-      const masked = this.scanText(text, counts) ?? this.scanByteaHex(text, counts);
+      const masked = this.scanBytes(value, counts) ?? this.scanByteaHex(value, counts);
       return masked === undefined ? value : Buffer.from(masked, 'utf8');
     }
     if (typeOid === JSONB) {
-      const masked = this.scanText(value.toString('utf8', 1), counts);
+      const masked = this.scanBytes(value.subarray(1), counts);
       if (masked === undefined) return value;
       return Buffer.concat([value.subarray(0, 1), Buffer.from(masked, 'utf8')]);
     }
     // Any other binary value (bytea, arrays, records, …): NULL when a detector finds anything.
-    const hit = this.scanText(value.toString('latin1'), counts);
+    const hit = this.scanBytes(value, counts, 'latin1');
     return hit === undefined ? value : null;
   }
 
   /** bytea text output (`\x` + hex) hides text from detectors: decode it and look inside. */
-  private scanByteaHex(text: string, counts: MaskCounts): string | undefined {
-    if (!text.startsWith('\\x') || text.length < 14 || !/^\\x[0-9a-fA-F]+$/.test(text)) {
-      return undefined;
-    }
-    const decoded = Buffer.from(text.slice(2), 'hex').toString('latin1');
-    return this.scanText(decoded, counts) === undefined ? undefined : '\\x';
+  private scanByteaHex(value: Buffer, counts: MaskCounts): string | undefined {
+    // `\x` and at least 12 hex digits (6 bytes: the shortest text a detector looks at).
+    if (value.length < 14 || value[0] !== 0x5c || value[1] !== 0x78) return undefined;
+    const hex = value.toString('latin1', 2);
+    if (!/^[0-9a-fA-F]+$/.test(hex)) return undefined;
+    return this.scanBytes(Buffer.from(hex, 'hex'), counts, 'latin1') === undefined
+      ? undefined
+      : '\\x';
   }
 }
