@@ -610,6 +610,10 @@ export class PolicyProxy {
       this.onDataRow(frame, out);
       return undefined;
     }
+    if (code === BackendCode.copyData) {
+      this.onCopyData(frame, out);
+      return undefined;
+    }
     const message = decodeServerMessage(code, frame.body);
     switch (message.type) {
       case 'row-description':
@@ -661,9 +665,6 @@ export class PolicyProxy {
       case 'copy-response':
         if (message.direction === 'out') this.copyOut = { binary: message.format === 1 };
         out.push(frame.frame);
-        return undefined;
-      case 'copy-data':
-        this.onCopyData(message.data, frame, out);
         return undefined;
       case 'copy-done':
         this.copyOut = undefined;
@@ -766,14 +767,15 @@ export class PolicyProxy {
     out.push(changed ? encodeDataRow(values) : frame.frame);
   }
 
-  private onCopyData(data: Buffer, frame: PgFrame, out: Buffer[]): void {
+  private onCopyData(frame: PgFrame, out: Buffer[]): void {
     const { masker } = this.o;
     if (this.copyOut === undefined || !masker.active) {
       out.push(frame.frame);
       return;
     }
     if (this.copyOut.binary) return; // denied up front; never pass unmaskable bytes
-    const masked = masker.scanText(data.toString('utf8'), this.currentCounts());
+    // The row is read in place, after the type and length (no view of it is made).
+    const masked = masker.scanBytes(frame.frame, this.currentCounts(), 'utf8', 5);
     out.push(masked === undefined ? frame.frame : encodeCopyData(Buffer.from(masked, 'utf8')));
   }
 

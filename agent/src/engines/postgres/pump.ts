@@ -83,8 +83,8 @@ export class MessagePump {
 
   private flush(): void {
     if (this.out.length === 0) return;
-    const parts = this.out.splice(0);
-    const data = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+    const data = joinParts(this.out);
+    this.out.length = 0;
     if (this.dest.destroyed || this.dest.writableEnded) return;
     if (!this.dest.write(data) && !this.blocked) {
       this.blocked = true;
@@ -95,4 +95,23 @@ export class MessagePump {
       });
     }
   }
+}
+
+/**
+ * The parts as one Buffer. Frames forwarded unchanged are views of the chunk they were read
+ * from, one after the other: a run of such views is taken as one view of that memory instead
+ * of being copied, so a chunk of rows that passed unchanged goes out without a copy.
+ */
+export function joinParts(parts: readonly Buffer[]): Buffer {
+  const first = parts[0] as Buffer;
+  if (parts.length === 1) return first;
+  let end = first.byteOffset + first.length;
+  let adjacent = true;
+  for (let i = 1; i < parts.length && adjacent; i++) {
+    const part = parts[i] as Buffer;
+    adjacent = part.buffer === first.buffer && part.byteOffset === end;
+    end += part.length;
+  }
+  if (adjacent) return Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset);
+  return Buffer.concat(parts);
 }

@@ -20,6 +20,21 @@ export interface PgFrame extends PgMessage {
   readonly frame: Buffer;
 }
 
+/**
+ * A frame whose body view is made only when asked for: a large COPY or result is a message per
+ * row, most of them forwarded whole or read in place, and a Buffer view costs ~0.1 µs to make.
+ */
+class LazyFrame implements PgFrame {
+  constructor(
+    readonly code: number,
+    readonly frame: Buffer,
+  ) {}
+
+  get body(): Buffer {
+    return this.frame.subarray(5);
+  }
+}
+
 /** The packets a client may open a connection with. */
 export type StartupPacket =
   | { readonly kind: 'ssl-request' }
@@ -143,7 +158,7 @@ export class PacketReader {
     const end = this.offset + 1 + length;
     const frame = this.buf.subarray(this.offset, end);
     this.offset = end;
-    return { code, body: frame.subarray(5), frame };
+    return new LazyFrame(code, frame);
   }
 
   /** Hands over every buffered byte (e.g. before switching to a raw relay) and empties the reader. */
