@@ -274,9 +274,9 @@ for (const c of [74, 75]) classOf[c] = LETTER | MARK;
  * One pass instead of a scan per detector: COPY rows and result values are gated here, on their
  * bytes, before they are decoded and before any pattern runs. `longestRun >= n` holds exactly
  * when `\d(?:[ -]?\d){n-1,}` can match; `ibanStart` exactly when `\b[A-Z]{2}\d{2}` (case
- * insensitive) can. A string is looked at as its UTF-8 bytes; bytes from `from` on.
+ * insensitive) can. A string is looked at as its UTF-8 bytes; bytes from `from` up to `to`.
  */
-export function featuresOf(input: string | Uint8Array, from = 0): TextFeatures {
+export function featuresOf(input: string | Uint8Array, from = 0, to?: number): TextFeatures {
   const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
   let digits = 0;
   let run = 0;
@@ -287,7 +287,7 @@ export function featuresOf(input: string | Uint8Array, from = 0): TextFeatures {
   let dash = false;
   let keyish = false;
   let ibanStart = false;
-  const n = bytes.length;
+  const n = to ?? bytes.length;
   for (let i = from; i < n; i++) {
     const k = classOf[bytes[i] as number] as number;
     if (k === DIGIT) {
@@ -373,11 +373,17 @@ const patterns: readonly Pattern[] = [
   },
 ];
 
+/** The patterns of each set of enabled detectors (a policy's set lives as long as its session). */
+const enabledPatterns = new WeakMap<ReadonlySet<DetectorName>, readonly Pattern[]>();
+
 /** Whether an enabled detector's gate passes: when none does, no pattern can match the text. */
 export function anyGatePasses(features: TextFeatures, enabled: ReadonlySet<DetectorName>): boolean {
-  for (const pattern of patterns) {
-    if (enabled.has(pattern.detector) && pattern.gate(features)) return true;
+  let list = enabledPatterns.get(enabled);
+  if (list === undefined) {
+    list = patterns.filter((p) => enabled.has(p.detector));
+    enabledPatterns.set(enabled, list);
   }
+  for (const pattern of list) if (pattern.gate(features)) return true;
   return false;
 }
 

@@ -10,7 +10,7 @@
  */
 import { createHmac } from 'node:crypto';
 import type { DetectorName, MaskingSummary, MaskStrategy, Policy } from '@hoop/shared';
-import { redactDetected, redactDetectedIn } from './detectors.js';
+import { anyGatePasses, featuresOf, redactDetected, redactDetectedIn } from './detectors.js';
 import type { FieldDescription } from './protocol.js';
 
 /** Type OIDs whose text or binary form is the value's text. */
@@ -133,6 +133,20 @@ export class Masker {
     from = 0,
   ): string | undefined {
     return redactDetectedIn(bytes, encoding, this.detectors, counts.detectors, from);
+  }
+
+  /**
+   * Whether maskValue could change (or count) the value at `bytes[start, end)`: false only when
+   * it would certainly give the value back as it is, decided on the bytes where they lie (no
+   * view, no decoding), so that a row nothing is found in is forwarded as it came.
+   */
+  mayChange(bytes: Buffer, start: number, end: number, plan: ColumnPlan | undefined): boolean {
+    if (plan?.strategy !== undefined) return true;
+    if (this.detectors.size === 0 || end - start < 6) return false;
+    if (plan?.binary === true && !TEXT_TYPES.has(plan.typeOid)) return true;
+    // bytea's hex output is decoded and looked into (scanByteaHex).
+    if (bytes[start] === 0x5c && bytes[start + 1] === 0x78) return true;
+    return anyGatePasses(featuresOf(bytes, start, end), this.detectors);
   }
 
   /**

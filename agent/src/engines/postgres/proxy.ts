@@ -59,7 +59,7 @@ import {
 import { MessagePump } from './pump.js';
 import { PacketReader, type PgFrame } from './reader.js';
 import { Recorder, type StatementRecord } from './recorder.js';
-import { maskFields, planColumns } from './response-masking.js';
+import { maskFields, planColumns, rowMayChange } from './response-masking.js';
 import { askReview } from './review-gate.js';
 import { joinSides } from './sides.js';
 import type { StatementFacts } from './sql.js';
@@ -756,6 +756,10 @@ export class PolicyProxy {
       head !== undefined && (head.kind === 'query' || head.kind === 'execute') && head.record
         ? head.record.counts
         : new MaskCounts();
+    if (!rowMayChange(frame.frame, plan, masker)) {
+      out.push(frame.frame);
+      return;
+    }
     const message = decodeServerMessage(frame.code, frame.body);
     if (message.type !== 'data-row') return;
     let changed = false;

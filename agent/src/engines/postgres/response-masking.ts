@@ -53,3 +53,28 @@ export function maskFields(
   }
   return changed;
 }
+
+/**
+ * Whether masking could change a DataRow (`frame`: type, length, Int16 count, then per value an
+ * Int32 length, -1 for NULL, and its bytes), looked at in place. A frame that does not add up is
+ * left to the decoder, which reports it.
+ */
+export function rowMayChange(
+  frame: Buffer,
+  plan: readonly ColumnPlan[] | undefined,
+  masker: Masker,
+): boolean {
+  if (frame.length < 7) return true;
+  const count = frame.readInt16BE(5);
+  let offset = 7;
+  for (let i = 0; i < count; i++) {
+    if (offset + 4 > frame.length) return true;
+    const length = frame.readInt32BE(offset);
+    offset += 4;
+    if (length < 0) continue;
+    const end = offset + length;
+    if (end > frame.length || masker.mayChange(frame, offset, end, plan?.[i])) return true;
+    offset = end;
+  }
+  return offset !== frame.length;
+}
