@@ -84,6 +84,27 @@ describe('detector gates', () => {
     assert.deepEqual(featuresOf(latin1.toString('latin1')), featuresOf(latin1));
   });
 
+  it('gives a range of bytes the features of that range alone', () => {
+    const random = lcg(29);
+    // Pieces of every shape a gate looks for, so ranges cut through them.
+    const pieces = ['AKIA', 'AK', 'IA', 'eyJ', 'ey', 'J', 'xoxb-', 'xo', 'x', 'DE89', 'd', '1'];
+    const more = [' ', '-', '_', '@', '+', 'é', '4111 1111 1111 1111'];
+    const all = [...pieces, ...more];
+    for (let n = 0; n < 5_000; n++) {
+      let text = '';
+      const length = Math.floor(random() * 8);
+      for (let i = 0; i < length; i++) text += all[Math.floor(random() * all.length)];
+      const bytes = Buffer.from(text, 'utf8');
+      const from = Math.floor(random() * (bytes.length + 1));
+      const to = from + Math.floor(random() * (bytes.length - from + 1));
+      assert.deepEqual(
+        featuresOf(bytes, from, to),
+        featuresOf(bytes.subarray(from, to)),
+        `${JSON.stringify(text)} [${from}, ${to})`,
+      );
+    }
+  });
+
   it('never keeps a detector from a text it would find something in', () => {
     // Every gate open: each enabled pattern runs on every text. The gates may only skip work.
     const open: TextFeatures = {

@@ -327,7 +327,8 @@ export function featuresOf(input: string | Uint8Array, from = 0, to?: number): T
       keyish ||= i >= from + 2 && bytes[i - 2] === 101 && bytes[i - 1] === 121;
     } else {
       // `AKIA`: an AWS access key id's start.
-      keyish ||= i > from && bytes[i - 1] === 65 && bytes[i + 1] === 73 && bytes[i + 2] === 65;
+      keyish ||=
+        i > from && i + 2 < n && bytes[i - 1] === 65 && bytes[i + 1] === 73 && bytes[i + 2] === 65;
     }
   }
   return { digits, longestRun, at, plus, dash, keyish, ibanStart };
