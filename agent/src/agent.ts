@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import {
   type Clock,
   errorBodyOf,
@@ -34,6 +35,8 @@ import { Admissions } from './admission.js';
 import { AuditSender } from './audit-sender.js';
 import { Backoff } from './backoff.js';
 import { resolveCredential } from './credentials.js';
+import { type DirectClient, DirectTickets, startDirectEndpoint } from './direct-endpoint.js';
+import type { PgListener } from './engines/postgres/pg-listener.js';
 import { defaultEngines, type EngineRegistry } from './engines/registry.js';
 import { JwksCache, jwksUrl } from './grants/jwks.js';
 import { VerifiedGrants } from './grants/verified-grants.js';
@@ -96,6 +99,20 @@ export interface AgentOptions {
   };
   /** Longest a statement waits for approval before it is refused (default 65 min). */
   readonly statementReviewTimeoutMs?: number;
+  /**
+   * The direct endpoint (HOOP_AGENT_PG_LISTEN, see direct-endpoint.ts): Postgres clients in the
+   * agent's network connect here, the broker only authorizing and recording their sessions.
+   * Started by `listenDirect()`.
+   */
+  readonly direct?: {
+    readonly host: string;
+    readonly port: number;
+    readonly tls?: {
+      readonly cert: string | Buffer;
+      readonly key: string | Buffer;
+      readonly require?: boolean;
+    };
+  };
 }
 
 export interface AgentEvents {
@@ -127,6 +144,9 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly audit: AuditSender;
   readonly spool: Spool;
   private readonly reviews: StatementReviews;
+  /** Direct endpoint clients waiting for their session, by ticket. */
+  private readonly tickets = new DirectTickets();
+  private directListener: PgListener | undefined;
   lastError: HoopError | undefined;
 
   constructor(private readonly options: AgentOptions) {
@@ -213,9 +233,37 @@ export class Agent extends EventEmitter<AgentEvents> {
     });
   }
 
+  /**
+   * Starts the direct endpoint (`options.direct`); resolves with its port. Fails (USAGE) when no
+   * endpoint is configured, with the system's error when the address cannot be listened on.
+   */
+  async listenDirect(): Promise<number> {
+    const direct = this.options.direct;
+    if (direct === undefined) throw new HoopError('USAGE', 'no direct endpoint is configured');
+    if (this.directListener !== undefined) return this.directListener.port;
+    this.directListener = await startDirectEndpoint({
+      host: direct.host,
+      port: direct.port,
+      ...(direct.tls === undefined ? {} : { tls: direct.tls }),
+      brokerUrl: this.options.brokerUrl,
+      tickets: this.tickets,
+      logger: this.options.logger,
+      limits: this.limits,
+      cancel: async (processId, secretKey) => {
+        await this.engines.get('postgres').cancel?.(processId, secretKey);
+      },
+    });
+    this.options.logger.info('direct endpoint listening', {
+      host: direct.host,
+      port: this.directListener.port,
+    });
+    return this.directListener.port;
+  }
+
   async stop(): Promise<void> {
     if (this.stateValue === AgentState.stopped) return;
     this.transition(AgentState.stopped);
+    await this.directListener?.close();
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     for (const abort of this.sessions.values()) abort.abort();
     this.audit.stop();
@@ -351,6 +399,26 @@ export class Agent extends EventEmitter<AgentEvents> {
     // The broker may close the stream with an error at any time, before the engine listens too
     // (a session row it could not store): that ends the session, it must not end the agent.
     stream.on('error', () => {});
+    let direct: DirectClient | undefined;
+    if (message.direct !== undefined) {
+      direct = this.tickets.take(message.direct);
+      if (direct === undefined) {
+        const error = new HoopError(
+          'CONNECTION_NOT_FOUND',
+          `no client of agent ${this.options.name ?? 'this agent'} waits for this direct session to ${message.target.name}`,
+          { hint: `Connect directly only to the agent that serves ${message.target.name}.` },
+        );
+        this.options.logger.warn('refused session', {
+          session: message.session,
+          connection: message.target.name,
+          code: error.code,
+          reason: error.message,
+        });
+        endpoint?.sendControl(stream.id, { t: 'open-error', error: errorBodyOf(error) });
+        stream.destroy();
+        return;
+      }
+    }
     this.verifiedGrants
       .verify(message.grant, {
         key: (kid) => this.grantKeys.key(kid),
@@ -366,7 +434,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       .then(
         (grant) => {
           if (stream.destroyed || endpoint !== this.endpoint || endpoint?.isOpen !== true) return;
-          this.serveGranted(stream, message, grant, admitted);
+          this.serveGranted(stream, message, grant, admitted, direct);
         },
         (err: unknown) => {
           const error = toHoopError(err);
@@ -389,6 +457,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     message: OpenSessionMessage,
     grant: VerifiedGrant,
     admitted: Promise<void> | undefined,
+    /** A direct endpoint's client: served on its own socket, the stream carrying nothing. */
+    direct?: DirectClient,
   ): void {
     const endpoint = this.endpoint;
     const log = this.options.logger.child({
@@ -438,6 +508,15 @@ export class Agent extends EventEmitter<AgentEvents> {
       Math.min(Math.max(0, grant.expiresAt - this.clock.now()), 2 ** 31 - 1),
     );
     expiry.unref?.();
+    let client: Duplex = stream;
+    if (direct !== undefined) {
+      // The client's startup first, then its socket; the broker ending the stream ends it.
+      direct.socket.unshift(direct.startup);
+      client = direct.socket;
+      stream.once('close', () =>
+        abort.abort(new HoopError('TUNNEL_CLOSED', 'the broker ended the session')),
+      );
+    }
     endpoint?.sendControl(stream.id, { t: 'open-ok', session: message.session });
     // Out now: the engine dials the target next, and connect() on loopback holds this thread
     // while the target accepts (measured ~0.5-1 ms with PostgreSQL forking a backend).
@@ -448,7 +527,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         sessionId: message.session,
         target: message.target,
         credential,
-        client: stream,
+        client,
         logger: log,
         signal: abort.signal,
         policy,
@@ -483,6 +562,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.clock.clearTimeout(expiry);
         this.sessions.delete(message.session);
         if (!stream.destroyed) stream.destroy();
+        if (direct !== undefined && !direct.socket.destroyed) direct.socket.end();
       });
   }
 }

@@ -68,6 +68,7 @@ export {
   type CloseMessage,
   ConnectionState,
   type ControlMessage,
+  DIRECT_TICKET_RE,
   decodeControl,
   decodeWindow,
   defaultTunnelLimits,

@@ -77,4 +77,9 @@ export interface Engine {
   serve(session: EngineSession): Promise<void>;
   /** Releases engine-wide resources (e.g. cancel-key table). */
   close?(): Promise<void>;
+  /**
+   * A protocol's cancel request that reached the agent on a connection of its own (the direct
+   * endpoint): passed to the target of the session holding the key; an unknown key is ignored.
+   */
+  cancel?(processId: number, secretKey: Buffer): Promise<void>;
 }

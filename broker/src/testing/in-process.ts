@@ -43,6 +43,8 @@ export interface TestAgentOptions {
   readonly engines?: EngineRegistry;
   /** AgentOptions.waitForAdmit (default true); false: an agent as from before `admit`. */
   readonly waitForAdmit?: boolean;
+  /** Also start the agent's direct endpoint on an ephemeral loopback port (`listenDirect()`). */
+  readonly direct?: boolean;
 }
 
 export interface TestBroker {
@@ -127,10 +129,12 @@ export async function startTestBroker(options: TestBrokerOptions): Promise<TestB
         ...(agentOptions.waitForAdmit === undefined
           ? {}
           : { waitForAdmit: agentOptions.waitForAdmit }),
+        ...(agentOptions.direct === true ? { direct: { host: '127.0.0.1', port: 0 } } : {}),
       });
       agents.push(agent);
       agent.start();
       await agent.waitConnected(10_000);
+      if (agentOptions.direct === true) await agent.listenDirect();
       return agent;
     },
     async addUser(name, groups) {

@@ -596,6 +596,8 @@ export class Hub {
       policy: resolved.policy,
       ...(grant === undefined ? {} : { grant: grant.grant }),
       ...(admits ? { admit: true } : {}),
+      // A direct session: the agent serves its own client holding this ticket; nothing is relayed.
+      ...(request.direct === undefined ? {} : { direct: request.direct }),
     });
     if (grant !== undefined) this.scheduleExpiry(route, grant.id, grant.expiresAt);
     if (recordGrant !== undefined) this.recordGrant(route, recordGrant);

@@ -34,6 +34,7 @@ export {
   type AuditBatchMessage,
   type CloseMessage,
   type ControlMessage,
+  DIRECT_TICKET_RE,
   decodeControl,
   type ErrorBody,
   encodeControl,

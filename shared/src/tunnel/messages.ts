@@ -55,7 +55,17 @@ export interface OpenConnectionMessage {
    * statement is the reviewed one; it is then used up (a second use is REVIEW_CONSUMED).
    */
   readonly review?: string;
+  /**
+   * The agent's direct endpoint opens its client's session (see DIRECT_TICKET_RE): the agent
+   * serves it to a client connected to the agent itself, so no data crosses this stream. The
+   * broker authorizes and records the session as any other and passes the ticket on in
+   * `open-session`; an agent with no client waiting under the ticket refuses the session.
+   */
+  readonly direct?: string;
 }
+
+/** A direct session's ticket: 32 random bytes, base64url (unguessable, so not forgeable). */
+export const DIRECT_TICKET_RE = /^[A-Za-z0-9_-]{43}$/;
 
 export const StatementReviewMode = { hold: 'hold', return: 'return' } as const;
 export type StatementReviewMode = (typeof StatementReviewMode)[keyof typeof StatementReviewMode];
@@ -76,6 +86,8 @@ export interface OpenSessionMessage {
    * this stream (and if the row cannot be stored, the broker closes the stream instead).
    */
   readonly admit?: boolean;
+  /** The client's `direct` ticket: serve the session to the agent's own client holding it. */
+  readonly direct?: string;
 }
 
 /** Broker → agent on a session's stream: its row is stored, the session may run. */
@@ -221,6 +233,13 @@ function bool(o: Obj, key: string): void {
   if (v !== undefined && typeof v !== 'boolean') throw malformed(`field ${key} must be a boolean`);
 }
 
+function directTicket(o: Obj): void {
+  const v = o['direct'];
+  if (v !== undefined && (typeof v !== 'string' || !DIRECT_TICKET_RE.test(v))) {
+    throw malformed('field direct must be a ticket (43 base64url characters)');
+  }
+}
+
 function errorBody(o: Obj, key: string, optional = false): void {
   const v = o[key];
   if (v === undefined && optional) return;
@@ -272,6 +291,7 @@ export function decodeControl(body: Buffer): ControlMessage {
       str(o, 'connection');
       str(o, 'client', true);
       str(o, 'review', true);
+      directTicket(o);
       if (o['reviews'] !== undefined && !Object.hasOwn(StatementReviewMode, o['reviews'] as string))
         throw malformed('unknown reviews mode');
       break;
@@ -281,6 +301,7 @@ export function decodeControl(body: Buffer): ControlMessage {
       target(o, 'target');
       str(o, 'grant', true);
       bool(o, 'admit');
+      directTicket(o);
       if (o['policy'] !== undefined && (o['policy'] === null || typeof o['policy'] !== 'object')) {
         throw malformed('field policy must be an object');
       }

@@ -6,7 +6,7 @@
  * Spec: https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import type { Clock, TargetTlsMode } from '@hoop/shared';
+import { type Clock, type Logger, type TargetTlsMode, toHoopError } from '@hoop/shared';
 import { type DialOptions, dialTarget } from './dial.js';
 import { cancelRequest } from './writer.js';
 
@@ -101,4 +101,20 @@ export async function sendCancel(
     socket.resume();
     socket.end(cancelRequest(target.processId, target.secretKey));
   });
+}
+
+/** sendCancel, logged either way: Postgres never answers a CancelRequest, so no one is told. */
+export async function forwardCancel(
+  target: CancelTarget,
+  options: Parameters<typeof sendCancel>[1],
+  logger: Logger,
+): Promise<void> {
+  try {
+    await sendCancel(target, options);
+    logger.info('cancel request forwarded to the target', {
+      target: `${target.host}:${target.port}`,
+    });
+  } catch (err) {
+    logger.warn('could not forward a cancel request', { error: toHoopError(err) });
+  }
 }

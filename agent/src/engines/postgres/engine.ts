@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
 import { type Clock, HoopError, type Logger, silentLogger, systemClock } from '@hoop/shared';
 import type { Engine, EngineSession } from '../engine.js';
-import { CancelTable } from './cancel.js';
+import { CancelTable, forwardCancel } from './cancel.js';
 import { CatalogCaches } from './catalog.js';
 import { dialTarget } from './dial.js';
 import { type LoggedInTarget, logIn } from './login.js';
@@ -194,6 +194,25 @@ export class PostgresEngine implements Engine {
         catalogCaches: new CatalogCaches(),
       },
     };
+  }
+
+  /** See Engine.cancel: the agent key's target gets its real CancelRequest. */
+  async cancel(processId: number, secretKey: Buffer): Promise<void> {
+    const entry = this.cancelTable.lookup(processId, secretKey);
+    if (entry === undefined) {
+      this.logger.info('cancel request with an unknown key ignored');
+      return;
+    }
+    await forwardCancel(
+      entry,
+      {
+        connectTimeoutMs: this.context.connectTimeoutMs,
+        tlsOptions: this.context.tlsOptions,
+        clock: this.context.clock,
+        signal: new AbortController().signal,
+      },
+      this.logger,
+    );
   }
 
   /** Number of sessions whose queries can currently be cancelled. */

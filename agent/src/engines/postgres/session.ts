@@ -26,7 +26,7 @@ import {
 } from '@hoop/shared';
 import { whenAdmitted } from '../../admission.js';
 import type { EngineSession } from '../engine.js';
-import { type CancelKey, type CancelTable, sendCancel } from './cancel.js';
+import { type CancelKey, type CancelTable, forwardCancel } from './cancel.js';
 import { Catalog, type CatalogCaches } from './catalog.js';
 import { type DialOptions, dialTarget, type TargetConnection } from './dial.js';
 import { checkEnforceable, parserFor, unenforceable } from './enforcement.js';
@@ -437,20 +437,16 @@ export class PostgresSession {
       this.logger.info('cancel request with an unknown key ignored');
       return;
     }
-    try {
-      await sendCancel(entry, {
+    await forwardCancel(
+      entry,
+      {
         connectTimeoutMs: this.ctx.connectTimeoutMs,
         tlsOptions: this.ctx.tlsOptions,
         clock: this.ctx.clock,
         signal: this.session.signal,
-      });
-      this.logger.info('cancel request forwarded to the target', {
-        target: `${entry.host}:${entry.port}`,
-      });
-    } catch (err) {
-      // Postgres never answers a CancelRequest, so there is no one to tell: log it.
-      this.logger.warn('could not forward a cancel request', { error: toHoopError(err) });
-    }
+      },
+      this.logger,
+    );
   }
 
   private timeoutError(): PostgresEngineError {

@@ -1,0 +1,166 @@
+/**
+ * The agent's direct endpoint with real parts: broker (PGlite store), a real agent with the
+ * Postgres engine and its direct endpoint, the machine's PostgreSQL as the target, and `pg` as a
+ * plain client connected to the agent itself — the broker authorizes and records, and relays
+ * nothing.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import type { Agent } from '@hoop/agent';
+import { eq } from 'drizzle-orm';
+import pg from 'pg';
+import { auditEvents } from '../store/schema.js';
+import { addLocalPgConnection, startTestBroker, type TestBroker } from '../testing/index.js';
+
+describe('agent direct endpoint', () => {
+  let t: TestBroker;
+  let agent: Agent;
+  let port: number;
+
+  before(async () => {
+    t = await startTestBroker({ prefix: 'hoop-direct-' });
+    agent = await t.startAgent('near-db', { direct: true });
+    port = await agent.listenDirect();
+    await addLocalPgConnection(t.broker, 'local-pg', 'near-db');
+    await addLocalPgConnection(t.broker, 'guarded-pg', 'near-db');
+    const policy = await t.api('PUT', '/api/v1/connections/guarded-pg/policy', {
+      guardrails: { deny: [{ statements: ['drop'] }] },
+      masking: { detectors: ['email'] },
+    });
+    assert.equal(policy.status, 200, policy.text);
+  });
+
+  after(() => t.close());
+
+  const client = (password: string, user = 'local-pg') =>
+    new pg.Client({ host: '127.0.0.1', port, user, password, database: 'test', ssl: false });
+
+  it('serves a client on the agent, with the broker out of the data path', async () => {
+    const hub = t.broker.hub;
+    const c = client(t.adminToken);
+    await c.connect();
+    try {
+      const { rows } = await c.query('select current_user as who, $1::int + 1 as n', [41]);
+      assert.deepEqual(rows, [{ who: 'postgres', n: 42 }]);
+      // A 1 MB result crosses no tunnel: the session's route has relayed nothing.
+      const big = await c.query("select repeat('x', 1000000) as blob");
+      assert.equal((big.rows[0] as { blob: string }).blob.length, 1_000_000);
+      assert.equal(hub.stats.routes, 1);
+    } finally {
+      await c.end();
+    }
+    const list = await t.api('GET', '/api/v1/sessions');
+    assert.equal(list.status, 200, list.text);
+    const sessions = list.body as unknown as Array<Record<string, unknown>>;
+    const mine = sessions.find(
+      (s) =>
+        s['connectionName'] === 'local-pg' && String(s['client']).startsWith('direct 127.0.0.1:'),
+    );
+    assert.ok(mine, JSON.stringify(sessions));
+    assert.ok(Number(mine['bytesDown'] ?? 0) < 1_000_000, JSON.stringify(mine));
+  });
+
+  it('runs the policy on the agent and records the session at the broker', async () => {
+    const c = client(t.adminToken, 'guarded-pg');
+    await c.connect();
+    let session: string | undefined;
+    try {
+      const masked = await c.query("select 'reach me at alice@example.com' as note");
+      assert.deepEqual(masked.rows, [{ note: 'reach me at [redacted:email]' }]);
+      await assert.rejects(c.query('drop table no_such_table'), (e: { code?: string }) => {
+        assert.equal(e.code, '42501');
+        return true;
+      });
+      const list = await t.api('GET', '/api/v1/sessions');
+      const sessions = list.body as unknown as Array<{ id: string; connectionName: string }>;
+      session = sessions.find((s) => s.connectionName === 'guarded-pg')?.id;
+    } finally {
+      await c.end();
+    }
+    assert.ok(session);
+    let statements: unknown[] = [];
+    for (let i = 0; i < 100 && statements.length < 2; i++) {
+      statements = (
+        await t.broker.store.context.db
+          .select()
+          .from(auditEvents)
+          .where(eq(auditEvents.sessionId, session))
+      ).filter((e) => e.type === 'statement');
+      if (statements.length < 2) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(statements.length, 2, JSON.stringify(statements));
+    assert.ok(!JSON.stringify(statements).includes('alice@example.com'));
+  });
+
+  it('refuses a wrong token with 28P01 and an unknown connection with 3D000', async () => {
+    await assert.rejects(
+      client('hoop_pat_nope').connect(),
+      (e: { code?: string; message?: string }) => {
+        assert.equal(e.code, '28P01');
+        assert.ok(!String(e.message).includes('hoop_pat_nope'));
+        return true;
+      },
+    );
+    await assert.rejects(
+      client(t.adminToken, 'no-such-connection').connect(),
+      (e: { code?: string }) => e.code === '3D000',
+    );
+  });
+
+  it('ends the session when its grant is revoked', async () => {
+    const minted = await t.api('POST', '/api/v1/grants', { connection: 'local-pg', ttl: '5m' });
+    assert.equal(minted.status, 201, minted.text);
+    const c = client(minted.body['grant'] as string);
+    c.on('error', () => {});
+    await c.connect();
+    assert.deepEqual((await c.query('select 1 as one')).rows, [{ one: 1 }]);
+    const revoked = await t.api('DELETE', `/api/v1/grants/${minted.body['id'] as string}`);
+    assert.equal(revoked.status, 200, revoked.text);
+    assert.equal(revoked.body['sessionsEnded'], 1);
+    const ended = new Promise<void>((resolve) => c.once('end', () => resolve()));
+    await assert.rejects(c.query('select 1'));
+    await ended;
+  });
+
+  it('serves no one under a ticket this agent did not issue', async () => {
+    const tunnel = t.tunnel();
+    try {
+      await assert.rejects(
+        tunnel.open({
+          t: 'open',
+          connection: 'local-pg',
+          direct: randomBytes(32).toString('base64url'),
+        }),
+        (e: { code?: string }) => e.code === 'CONNECTION_NOT_FOUND',
+      );
+    } finally {
+      tunnel.close();
+    }
+  });
+
+  it('forwards a CancelRequest that arrives on its own connection', async () => {
+    const c = client(t.adminToken);
+    await c.connect();
+    try {
+      const keyed = c as unknown as { processID: number; secretKey: number };
+      const sleeping = c.query('select pg_sleep(30)');
+      await new Promise((r) => setTimeout(r, 300));
+      const cancel = Buffer.alloc(16);
+      cancel.writeInt32BE(16, 0);
+      cancel.writeInt32BE(80877102, 4);
+      cancel.writeInt32BE(keyed.processID, 8);
+      cancel.writeInt32BE(keyed.secretKey, 12);
+      await new Promise<void>((resolve, reject) => {
+        const s = connect(port, '127.0.0.1', () => s.end(cancel));
+        s.on('close', () => resolve());
+        s.on('error', reject);
+      });
+      await assert.rejects(sleeping, (e: { code?: string }) => e.code === '57014');
+      assert.deepEqual((await c.query('select 1 as one')).rows, [{ one: 1 }]);
+    } finally {
+      await c.end();
+    }
+  });
+});
