@@ -35,6 +35,8 @@ export interface Hoop {
   readonly adminToken: string;
   /** Port of the broker's native Postgres endpoint on 127.0.0.1 (`--pg-listen`). */
   readonly pgPort: number;
+  /** Port of the agent's direct endpoint on 127.0.0.1 (HOOP_AGENT_PG_LISTEN). */
+  readonly directPort: number;
   /** Node's arguments before a hoop command: the launcher's flags (its shebang) and its path. */
   readonly node: readonly string[];
   /** The same for broker, agents and `hoop connect`: with `--inspect` when asked (the soak). */
@@ -141,8 +143,16 @@ export async function startHoop(services: Services, options: HoopOptions): Promi
     services,
     baseEnv,
   };
-  const agent = await startAgent(hoop, AGENT, `agent${label}`, {});
-  return { ...hoop, agent };
+  const agent = await startAgent(hoop, AGENT, `agent${label}`, {
+    HOOP_AGENT_PG_LISTEN: `${LOOPBACK}:0`,
+  });
+  const direct = await agent.waitFor(
+    'its direct endpoint',
+    jsonLine<{ event: string; port: number }>((e) => e.event === 'direct-endpoint'),
+    READY_TIMEOUT_MS,
+    signal,
+  );
+  return { ...hoop, agent, directPort: direct.port };
 }
 
 /**
@@ -150,7 +160,7 @@ export async function startHoop(services: Services, options: HoopOptions): Promi
  * `env` added (HOOP_PG_WARM, say); resolves once it is connected to the broker.
  */
 export async function startAgent(
-  hoop: Omit<Hoop, 'agent'>,
+  hoop: Omit<Hoop, 'agent' | 'directPort'>,
   name: string,
   service: string,
   env: Env,
@@ -183,13 +193,19 @@ export async function startAgent(
 }
 
 /**
- * `connection` through the broker's native Postgres endpoint: user = the connection's name,
- * password = the admin token (any hoop token would do), plaintext like every bench path.
+ * `connection` through the broker's native Postgres endpoint (or, `direct`, the agent's direct
+ * endpoint): user = the connection's name, password = the admin token (any hoop token would do),
+ * plaintext like every bench path.
  */
-export function nativeEndpoint(hoop: Hoop, connection: string, database: string): Endpoint {
+export function nativeEndpoint(
+  hoop: Hoop,
+  connection: string,
+  database: string,
+  direct = false,
+): Endpoint {
   return {
     host: LOOPBACK,
-    port: hoop.pgPort,
+    port: direct ? hoop.directPort : hoop.pgPort,
     user: connection,
     database,
     password: hoop.adminToken,

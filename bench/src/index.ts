@@ -272,6 +272,10 @@ async function main(argv: readonly string[], env: Env): Promise<number> {
       policed = await addConnection(hoop, 'bench-policy', TARGET, DATABASE, ALL_POLICIES);
       endpoints.set('hoop-policy', local(policed.port));
     }
+    if (comparing && raw !== undefined && policed !== undefined) {
+      endpoints.set('hoop-direct', nativeEndpoint(hoop, raw.name, DATABASE, true));
+      endpoints.set('hoop-direct-policy', nativeEndpoint(hoop, policed.name, DATABASE, true));
+    }
     // Connection setup only: `hoop` served by a second agent that keeps a warm target connection.
     const setupEndpoints = new Map(endpoints);
     if (comparing && wants('pgbench')) {

@@ -108,7 +108,11 @@ describe('collectRatios and checkTargets', () => {
   });
 
   it('checks the issue targets, n/a when not measured', () => {
-    const byName = Object.fromEntries(checkTargets(measured).map((t) => [t.name, t]));
+    const withDirect = {
+      ...measured,
+      pgbench: [...measured.pgbench, cell('hoop-direct', 10400, 0.52)],
+    };
+    const byName = Object.fromEntries(checkTargets(withDirect).map((t) => [t.name, t]));
     assert.equal(byName['pgbench -S -c 8 (simple), hoop no policy']?.met, false);
     assert.equal(byName['pgbench -S -c 8 (simple), hoop all policies']?.met, true);
     assert.equal(byName['COPY out, hoop no policy']?.met, true);
@@ -117,6 +121,15 @@ describe('collectRatios and checkTargets', () => {
     assert.equal(warm?.actual, '-0.25 ms');
     assert.equal(warm?.met, true);
     assert.equal(byName['connection setup, hoop, all policies']?.met, null);
+    // The agent's direct endpoint is checked against the same targets, on its own lines.
+    assert.equal(
+      byName["pgbench -S -c 8 (simple), hoop agent's direct endpoint, no policy"]?.met,
+      true,
+    );
+    assert.equal(
+      byName["pgbench -S -c 8 (simple), hoop agent's direct endpoint, all policies"]?.met,
+      null,
+    );
     assert.equal(byName['1000 idle sessions, broker RSS']?.actual, '136 MB');
     assert.equal(byName['1000 idle sessions, broker RSS']?.met, true);
   });

@@ -9,7 +9,9 @@ import type { ProcSample } from './sampling.js';
  * Every path, in report order; `hoop-native` is `hoop`'s connection without `hoop connect`;
  * `hoop-warm` is `hoop` served by an agent with HOOP_PG_WARM=1 (the setup case only);
  * `hoop-strict` is `hoop` served by an agent with HOOP_AGENT_ADMISSION=strict (the store case);
- * `relay` is the reference floor: three bare Node.js TCP relays in a chain (relay.ts).
+ * `relay` is the reference floor: three bare Node.js TCP relays in a chain (relay.ts);
+ * `hoop-direct` and `hoop-direct-policy` are the same two connections through the agent's direct
+ * endpoint (HOOP_AGENT_PG_LISTEN: pgbench connects to the agent, the broker only authorizes).
  */
 export const PATHS = [
   'direct',
@@ -21,6 +23,8 @@ export const PATHS = [
   'hoop-strict',
   'hoop-native',
   'hoop-policy',
+  'hoop-direct',
+  'hoop-direct-policy',
 ] as const;
 export type PathName = (typeof PATHS)[number];
 
@@ -34,6 +38,8 @@ export const PATH_LABELS: Record<PathName, string> = {
   'hoop-strict': 'hoop, no policy, strict admission',
   'hoop-native': 'hoop native endpoint, no policy',
   'hoop-policy': 'hoop, all policies',
+  'hoop-direct': "hoop agent's direct endpoint, no policy",
+  'hoop-direct-policy': "hoop agent's direct endpoint, all policies",
 };
 
 export interface PgbenchCell {
@@ -241,10 +247,15 @@ export function checkTargets(
     });
   const c8 = (path: PathName) =>
     r.pgbench.find((c) => c.mode === 'simple' && c.clients === 8 && c.path === path)?.ratio;
-  atLeast('pgbench -S -c 8 (simple), hoop no policy', c8('hoop'), 0.5);
-  atLeast('pgbench -S -c 8 (simple), hoop all policies', c8('hoop-policy'), 0.4);
-  atLeast('COPY out, hoop no policy', r.copy.find((c) => c.path === 'hoop')?.ratio, 0.8);
-  for (const path of ['hoop', 'hoop-warm', 'hoop-policy'] as const) {
+  for (const [raw, policed, via] of [
+    ['hoop', 'hoop-policy', 'hoop'],
+    ['hoop-direct', 'hoop-direct-policy', "hoop agent's direct endpoint,"],
+  ] as const) {
+    atLeast(`pgbench -S -c 8 (simple), ${via} no policy`, c8(raw), 0.5);
+    atLeast(`pgbench -S -c 8 (simple), ${via} all policies`, c8(policed), 0.4);
+    atLeast(`COPY out, ${via} no policy`, r.copy.find((c) => c.path === raw)?.ratio, 0.8);
+  }
+  for (const path of ['hoop', 'hoop-warm', 'hoop-policy', 'hoop-direct'] as const) {
     const over = r.connect.find((c) => c.path === path)?.overDirectMs;
     checks.push({
       name: `connection setup, ${PATH_LABELS[path]}`,

@@ -4,7 +4,9 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { HoopError, resolveLimits, type TunnelLimits } from '@hoop/shared';
+import { HoopError, parseListen, resolveLimits, type TunnelLimits } from '@hoop/shared';
+
+export { parseListen };
 
 export interface BrokerConfig {
   readonly host: string;
@@ -28,18 +30,6 @@ export interface BrokerConfig {
   readonly oidc:
     | { issuer: string; clientId: string; clientSecret: string; groupsClaim: string }
     | undefined;
-}
-
-export function parseListen(value: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value.trim());
-  const port = Number(match?.[3]);
-  if (match === null || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new HoopError(
-      'USAGE',
-      `listen address "${value}" is not host:port (e.g. 127.0.0.1:8009)`,
-    );
-  }
-  return { host: (match[1] ?? match[2]) as string, port };
 }
 
 export function defaultDataDir(): string {

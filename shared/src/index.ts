@@ -27,6 +27,7 @@ export {
   startIdleCollector,
   threadProbes,
 } from './idle-collector.js';
+export { parseListen } from './listen.js';
 export {
   createLogger,
   type LogFields,

@@ -1,9 +1,11 @@
 /**
  * `hoop agent start`: the agent in the foreground (HOOP_BROKER_URL, HOOP_AGENT_TOKEN; HOOP_SPOOL_*,
- * HOOP_PG_WARM, HOOP_AGENT_ADMISSION).
+ * HOOP_PG_WARM, HOOP_AGENT_ADMISSION; HOOP_AGENT_PG_LISTEN and HOOP_AGENT_PG_TLS_* for the direct
+ * endpoint).
  */
 
-import { HoopError } from '@hoop/shared';
+import { readFileSync } from 'node:fs';
+import { HoopError, parseListen } from '@hoop/shared';
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
 import { serveUntilSignal } from '../signals.js';
@@ -13,7 +15,11 @@ export function agentCommand(program: Command, ctx: () => CommandContext): void 
   agent
     .command('start')
     .description('connect to the broker and serve sessions (HOOP_BROKER_URL, HOOP_AGENT_TOKEN)')
-    .action(async () => {
+    .option(
+      '--pg-listen <host:port>',
+      'direct Postgres endpoint for clients in this network (HOOP_AGENT_PG_LISTEN); off by default',
+    )
+    .action(async (opts: { pgListen?: string }) => {
       const { Agent, defaultEngines, MAX_WARM_PER_KEY } = await import('@hoop/agent');
       const c = ctx();
       const brokerUrl = c.env['HOOP_BROKER_URL'];
@@ -68,10 +74,12 @@ export function agentCommand(program: Command, ctx: () => CommandContext): void 
           },
         );
       }
+      const direct = directEndpointOf(opts.pgListen ?? c.env['HOOP_AGENT_PG_LISTEN'], c.env);
       const instance = new Agent({
         brokerUrl,
         token,
         logger,
+        ...(direct === undefined ? {} : { direct }),
         env: c.env,
         ...(admission === 'strict' ? { waitForAdmit: false } : {}),
         ...(warmConnections === undefined
@@ -101,7 +109,57 @@ export function agentCommand(program: Command, ctx: () => CommandContext): void 
           c.out.progress(`hoop agent: ${error.message}; retrying…`);
       });
       instance.start();
+      if (direct !== undefined) {
+        const port = await instance.listenDirect().catch(async (err: unknown) => {
+          await instance.stop();
+          throw new HoopError(
+            'USAGE',
+            `cannot listen on ${direct.host}:${direct.port} for the direct endpoint: ${(err as Error).message}`,
+            { hint: 'Pick another HOOP_AGENT_PG_LISTEN address, or stop what uses this one.' },
+          );
+        });
+        const tls = direct.tls === undefined ? 'disable' : 'require';
+        if (c.out.json) {
+          process.stdout.write(
+            `${JSON.stringify({ event: 'direct-endpoint', host: direct.host, port })}\n`,
+          );
+        } else {
+          c.out.line(
+            `hoop agent: direct Postgres endpoint on ${direct.host}:${port}: psql "host=${direct.host} port=${port} user=<connection> password=<hoop token> sslmode=${tls}"`,
+          );
+        }
+      }
       await serveUntilSignal(logger);
       await instance.stop();
     });
+}
+
+/** The direct endpoint's address and TLS files (HOOP_AGENT_PG_TLS_CERT, …_KEY), if it is on. */
+function directEndpointOf(
+  listen: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): { host: string; port: number; tls?: { cert: Buffer; key: Buffer } } | undefined {
+  const certFile = env['HOOP_AGENT_PG_TLS_CERT'];
+  const keyFile = env['HOOP_AGENT_PG_TLS_KEY'];
+  if (!listen) {
+    if (certFile || keyFile) {
+      throw new HoopError('USAGE', 'HOOP_AGENT_PG_TLS_CERT and _KEY need HOOP_AGENT_PG_LISTEN');
+    }
+    return undefined;
+  }
+  const address = parseListen(listen);
+  if (!certFile && !keyFile) return address;
+  if (!certFile || !keyFile) {
+    throw new HoopError('USAGE', 'HOOP_AGENT_PG_TLS_CERT and HOOP_AGENT_PG_TLS_KEY go together', {
+      hint: 'Set both to PEM files (certificate and key) or neither.',
+    });
+  }
+  const read = (file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new HoopError('USAGE', `cannot read ${file}: ${(err as Error).message}`);
+    }
+  };
+  return { ...address, tls: { cert: read(certFile), key: read(keyFile) } };
 }
