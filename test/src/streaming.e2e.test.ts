@@ -1,7 +1,8 @@
 /**
  * Large results through hoop: 1,000,000 rows (~120 MB of DataRow messages) stream from the
  * machine's PostgreSQL through agent, broker and `hoop connect` (and through the broker's native
- * Postgres endpoint, which reaches its hub through an in-process socket) while the RSS of each
+ * Postgres endpoint, which reaches its hub through an in-process socket, and through the agent's
+ * direct endpoint, with no tunnel in the data path) while the RSS of each
  * is sampled every 100 ms. Flow control must keep every hop's memory bounded however large the result and
  * however slow the reader: a reader that stops reading must stall the target, not fill a buffer.
  */
@@ -35,11 +36,15 @@ describe('1,000,000-row results stream with bounded memory', { timeout: 240_000 
   let conn: ConnectProcess;
   let pids: Record<Hop, number>;
   let baseline: Record<Hop, number>;
+  let directPort: number;
 
   before(
     async () => {
       d = await Deployment.start({ env: { HOOP_PG_LISTEN: '127.0.0.1:0' } });
-      const { agent } = await d.addAgent('streamer');
+      const { agent } = await d.addAgent('streamer', {
+        env: { HOOP_AGENT_PG_LISTEN: '127.0.0.1:0' },
+      });
+      directPort = await agent.directPort();
       await d.addConnection('bulk', { agent: 'streamer', target });
       conn = await d.connect('bulk');
       pids = { broker: d.broker.pid, agent: agent.pid, connect: conn.pid };
@@ -131,6 +136,35 @@ describe('1,000,000-row results stream with bounded memory', { timeout: 240_000 
     }
     t.diagnostic(
       `psql read ${lines} rows through the native endpoint in ${Date.now() - started} ms`,
+    );
+    assert.equal(exit.code, 0, psql.describe());
+    assert.equal(lines, ROWS);
+    checkGrowth(t, report, ['broker', 'agent']);
+  });
+
+  test("psql reads 1,000,000 rows through the agent's direct endpoint, the broker relaying none", async (t) => {
+    const broker = d?.broker;
+    assert.ok(broker !== undefined);
+    const url = `postgresql://bulk@127.0.0.1:${directPort}/${target.database}?sslmode=disable`;
+    let lines = 0;
+    const sampler = new RssSampler({ broker: pids.broker, agent: pids.agent }).start();
+    const started = Date.now();
+    const psql = spawnPsql(url, BIG_QUERY, {
+      env: psqlEnv({ PGPASSWORD: broker.adminToken }),
+      onStdout: (chunk) => {
+        for (let i = chunk.indexOf(0x0a); i >= 0; i = chunk.indexOf(0x0a, i + 1)) lines++;
+      },
+    });
+    let exit: Awaited<typeof psql.exited>;
+    let report: RssReport<'broker' | 'agent'>;
+    try {
+      exit = await withTimeout(psql.exited, 120_000, 'psql to read 1,000,000 rows directly');
+    } finally {
+      report = sampler.stop();
+      await psql.kill();
+    }
+    t.diagnostic(
+      `psql read ${lines} rows through the direct endpoint in ${Date.now() - started} ms`,
     );
     assert.equal(exit.code, 0, psql.describe());
     assert.equal(lines, ROWS);

@@ -256,6 +256,17 @@ export class AgentProcess {
     return this.process.jsonLines<AgentEvent>().filter((e) => e.event === 'state');
   }
 
+  /** The port of the agent's direct endpoint (HOOP_AGENT_PG_LISTEN), once it reported it. */
+  async directPort(timeoutMs = READY_TIMEOUT_MS): Promise<number> {
+    return this.process.waitForStdout(
+      () =>
+        this.process
+          .jsonLines<{ event: string; port?: number }>()
+          .find((e) => e.event === 'direct-endpoint')?.port,
+      { timeoutMs, what: 'the agent to report its direct endpoint' },
+    );
+  }
+
   connectedCount(): number {
     return this.events().filter((e) => e.state === 'connected').length;
   }
