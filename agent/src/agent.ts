@@ -36,7 +36,7 @@ import { AuditSender } from './audit-sender.js';
 import { Backoff } from './backoff.js';
 import { resolveCredential } from './credentials.js';
 import { type DirectClient, DirectTickets, startDirectEndpoint } from './direct-endpoint.js';
-import type { PgListener } from './engines/postgres/pg-listener.js';
+import type { PgListener, PgListenerTls } from './engines/postgres/pg-listener.js';
 import { defaultEngines, type EngineRegistry } from './engines/registry.js';
 import { JwksCache, jwksUrl } from './grants/jwks.js';
 import { VerifiedGrants } from './grants/verified-grants.js';
@@ -104,15 +104,7 @@ export interface AgentOptions {
    * agent's network connect here, the broker only authorizing and recording their sessions.
    * Started by `listenDirect()`.
    */
-  readonly direct?: {
-    readonly host: string;
-    readonly port: number;
-    readonly tls?: {
-      readonly cert: string | Buffer;
-      readonly key: string | Buffer;
-      readonly require?: boolean;
-    };
-  };
+  readonly direct?: { readonly host: string; readonly port: number; readonly tls?: PgListenerTls };
 }
 
 export interface AgentEvents {
@@ -405,7 +397,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (direct === undefined) {
         const error = new HoopError(
           'CONNECTION_NOT_FOUND',
-          `no client of agent ${this.options.name ?? 'this agent'} waits for this direct session to ${message.target.name}`,
+          `no client of ${this.options.name === undefined ? 'this agent' : `agent ${this.options.name}`} waits for this direct session to ${message.target.name}`,
           { hint: `Connect directly only to the agent that serves ${message.target.name}.` },
         );
         this.options.logger.warn('refused session', {

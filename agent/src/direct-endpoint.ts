@@ -21,7 +21,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { HoopError, type Logger, TunnelClient, type TunnelLimits } from '@hoop/shared';
-import { type PgListener, type PgLogin, startPgListener } from './engines/postgres/pg-listener.js';
+import {
+  type PgListener,
+  type PgListenerTls,
+  type PgLogin,
+  startPgListener,
+} from './engines/postgres/pg-listener.js';
 import { startupMessage } from './engines/postgres/writer.js';
 
 /** A client that logged in to the direct endpoint and waits for its session. */
@@ -57,12 +62,7 @@ export class DirectTickets {
 export interface DirectEndpointOptions {
   readonly host: string;
   readonly port: number;
-  /** PEM certificate and key: clients that ask for TLS get it; `require` refuses plaintext. */
-  readonly tls?: {
-    readonly cert: string | Buffer;
-    readonly key: string | Buffer;
-    readonly require?: boolean;
-  };
+  readonly tls?: PgListenerTls;
   readonly brokerUrl: string;
   readonly tickets: DirectTickets;
   readonly logger: Logger;

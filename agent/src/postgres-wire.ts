@@ -8,6 +8,7 @@
 export {
   type PgListener,
   type PgListenerOptions,
+  type PgListenerTls,
   type PgLogin,
   refuseLogin,
   startPgListener,

@@ -112,10 +112,11 @@ describe('1,000,000-row results stream with bounded memory', { timeout: 240_000 
     checkGrowth(t, report);
   });
 
-  test('psql reads 1,000,000 rows through the native endpoint, without hoop connect', async (t) => {
+  /** psql reads the big result from `port` with the admin token as password (no hoop connect). */
+  async function readWithToken(t: TestContext, port: number, through: string): Promise<void> {
     const broker = d?.broker;
-    assert.ok(broker?.pgPort !== undefined, 'the broker reported no native endpoint port');
-    const url = `postgresql://bulk@127.0.0.1:${broker.pgPort}/${target.database}?sslmode=disable`;
+    assert.ok(broker !== undefined);
+    const url = `postgresql://bulk@127.0.0.1:${port}/${target.database}?sslmode=disable`;
     let lines = 0;
     const sampler = new RssSampler({ broker: pids.broker, agent: pids.agent }).start();
     const started = Date.now();
@@ -129,46 +130,25 @@ describe('1,000,000-row results stream with bounded memory', { timeout: 240_000 
     let exit: Awaited<typeof psql.exited>;
     let report: RssReport<'broker' | 'agent'>;
     try {
-      exit = await withTimeout(psql.exited, 120_000, 'psql to read 1,000,000 rows natively');
+      exit = await withTimeout(psql.exited, 120_000, `psql to read 1,000,000 rows ${through}`);
     } finally {
       report = sampler.stop();
       await psql.kill();
     }
-    t.diagnostic(
-      `psql read ${lines} rows through the native endpoint in ${Date.now() - started} ms`,
-    );
+    t.diagnostic(`psql read ${lines} rows ${through} in ${Date.now() - started} ms`);
     assert.equal(exit.code, 0, psql.describe());
     assert.equal(lines, ROWS);
     checkGrowth(t, report, ['broker', 'agent']);
+  }
+
+  test('psql reads 1,000,000 rows through the native endpoint, without hoop connect', async (t) => {
+    const port = d?.broker.pgPort;
+    assert.ok(port !== undefined, 'the broker reported no native endpoint port');
+    await readWithToken(t, port, 'through the native endpoint');
   });
 
   test("psql reads 1,000,000 rows through the agent's direct endpoint, the broker relaying none", async (t) => {
-    const broker = d?.broker;
-    assert.ok(broker !== undefined);
-    const url = `postgresql://bulk@127.0.0.1:${directPort}/${target.database}?sslmode=disable`;
-    let lines = 0;
-    const sampler = new RssSampler({ broker: pids.broker, agent: pids.agent }).start();
-    const started = Date.now();
-    const psql = spawnPsql(url, BIG_QUERY, {
-      env: psqlEnv({ PGPASSWORD: broker.adminToken }),
-      onStdout: (chunk) => {
-        for (let i = chunk.indexOf(0x0a); i >= 0; i = chunk.indexOf(0x0a, i + 1)) lines++;
-      },
-    });
-    let exit: Awaited<typeof psql.exited>;
-    let report: RssReport<'broker' | 'agent'>;
-    try {
-      exit = await withTimeout(psql.exited, 120_000, 'psql to read 1,000,000 rows directly');
-    } finally {
-      report = sampler.stop();
-      await psql.kill();
-    }
-    t.diagnostic(
-      `psql read ${lines} rows through the direct endpoint in ${Date.now() - started} ms`,
-    );
-    assert.equal(exit.code, 0, psql.describe());
-    assert.equal(lines, ROWS);
-    checkGrowth(t, report, ['broker', 'agent']);
+    await readWithToken(t, directPort, 'through the direct endpoint');
   });
 
   test('node-postgres streams 1,000,000 rows row by row', async (t) => {

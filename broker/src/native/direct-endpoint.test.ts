@@ -6,13 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Agent } from '@hoop/agent';
 import { eq } from 'drizzle-orm';
 import pg from 'pg';
 import { auditEvents } from '../store/schema.js';
 import { addLocalPgConnection, startTestBroker, type TestBroker } from '../testing/index.js';
+import {
+  assertCancelsOnOwnConnection,
+  assertRefusesBadLogins,
+} from '../testing/pg-endpoint-checks.js';
 
 describe('agent direct endpoint', () => {
   let t: TestBroker;
@@ -95,18 +98,7 @@ describe('agent direct endpoint', () => {
   });
 
   it('refuses a wrong token with 28P01 and an unknown connection with 3D000', async () => {
-    await assert.rejects(
-      client('hoop_pat_nope').connect(),
-      (e: { code?: string; message?: string }) => {
-        assert.equal(e.code, '28P01');
-        assert.ok(!String(e.message).includes('hoop_pat_nope'));
-        return true;
-      },
-    );
-    await assert.rejects(
-      client(t.adminToken, 'no-such-connection').connect(),
-      (e: { code?: string }) => e.code === '3D000',
-    );
+    await assertRefusesBadLogins(client, t.adminToken);
   });
 
   it('ends the session when its grant is revoked', async () => {
@@ -144,21 +136,7 @@ describe('agent direct endpoint', () => {
     const c = client(t.adminToken);
     await c.connect();
     try {
-      const keyed = c as unknown as { processID: number; secretKey: number };
-      const sleeping = c.query('select pg_sleep(30)');
-      await new Promise((r) => setTimeout(r, 300));
-      const cancel = Buffer.alloc(16);
-      cancel.writeInt32BE(16, 0);
-      cancel.writeInt32BE(80877102, 4);
-      cancel.writeInt32BE(keyed.processID, 8);
-      cancel.writeInt32BE(keyed.secretKey, 12);
-      await new Promise<void>((resolve, reject) => {
-        const s = connect(port, '127.0.0.1', () => s.end(cancel));
-        s.on('close', () => resolve());
-        s.on('error', reject);
-      });
-      await assert.rejects(sleeping, (e: { code?: string }) => e.code === '57014');
-      assert.deepEqual((await c.query('select 1 as one')).rows, [{ one: 1 }]);
+      await assertCancelsOnOwnConnection(c, port);
     } finally {
       await c.end();
     }

@@ -12,6 +12,10 @@ import { createLogger, resolveLimits } from '@hoop/shared';
 import pg from 'pg';
 import type { Broker } from '../broker.js';
 import { addLocalPgConnection, startTestBroker, type TestBroker } from '../testing/index.js';
+import {
+  assertCancelsOnOwnConnection,
+  assertRefusesBadLogins,
+} from '../testing/pg-endpoint-checks.js';
 import { startPostgresEndpoint } from './postgres-endpoint.js';
 
 /** The machine's PostgreSQL as `local-pg`, behind a connected agent `near-db`. */
@@ -72,42 +76,14 @@ describe('native Postgres endpoint', () => {
   });
 
   it('refuses a wrong token with 28P01 and an unknown connection with 3D000', async () => {
-    await assert.rejects(
-      client('hoop_pat_nope').connect(),
-      (e: { code?: string; message?: string }) => {
-        assert.equal(e.code, '28P01');
-        assert.ok(!String(e.message).includes('hoop_pat_nope'));
-        return true;
-      },
-    );
-    await assert.rejects(
-      client(token, 'no-such-connection').connect(),
-      (e: { code?: string }) => e.code === '3D000',
-    );
+    await assertRefusesBadLogins(client, token);
   });
 
   it('forwards a CancelRequest that arrives on its own connection', async () => {
     const c = client(token);
     await c.connect();
     try {
-      const keyed = c as unknown as { processID: number; secretKey: number };
-      const started = Date.now();
-      const sleeping = c.query('select pg_sleep(30)');
-      await new Promise((r) => setTimeout(r, 300));
-      const cancel = Buffer.alloc(16);
-      cancel.writeInt32BE(16, 0);
-      cancel.writeInt32BE(80877102, 4);
-      cancel.writeInt32BE(keyed.processID, 8);
-      cancel.writeInt32BE(keyed.secretKey, 12);
-      await new Promise<void>((resolve, reject) => {
-        const s = connect(port, '127.0.0.1', () => s.end(cancel));
-        s.on('close', () => resolve());
-        s.on('error', reject);
-      });
-      await assert.rejects(sleeping, (e: { code?: string }) => e.code === '57014');
-      assert.ok(Date.now() - started < 15_000);
-      const { rows } = await c.query('select 1 as one');
-      assert.deepEqual(rows, [{ one: 1 }]);
+      await assertCancelsOnOwnConnection(c, port);
     } finally {
       await c.end();
     }

@@ -15,6 +15,7 @@ import { pipeline } from 'node:stream';
 import {
   cancelRequest,
   PacketReader,
+  type PgListenerTls,
   type PgLogin,
   startPgListener,
   startupMessage,
@@ -45,12 +46,7 @@ export interface PostgresEndpointOptions {
   readonly clock?: Clock;
   readonly logger: Logger;
   readonly handshakeTimeoutMs?: number;
-  /** PEM certificate and key: clients that ask for TLS get it; `require` refuses plaintext. */
-  readonly tls?: {
-    readonly cert: string | Buffer;
-    readonly key: string | Buffer;
-    readonly require?: boolean;
-  };
+  readonly tls?: PgListenerTls;
   /** Live cancel keys remembered (oldest forgotten first). */
   readonly maxCancelKeys?: number;
 }

@@ -106,11 +106,12 @@ export async function sendCancel(
 /** sendCancel, logged either way: Postgres never answers a CancelRequest, so no one is told. */
 export async function forwardCancel(
   target: CancelTarget,
-  options: Parameters<typeof sendCancel>[1],
+  settings: { connectTimeoutMs: number; clock: Clock } & Pick<DialOptions, 'tlsOptions'>,
+  signal: AbortSignal,
   logger: Logger,
 ): Promise<void> {
   try {
-    await sendCancel(target, options);
+    await sendCancel(target, { ...settings, signal });
     logger.info('cancel request forwarded to the target', {
       target: `${target.host}:${target.port}`,
     });

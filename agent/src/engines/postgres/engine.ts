@@ -203,16 +203,7 @@ export class PostgresEngine implements Engine {
       this.logger.info('cancel request with an unknown key ignored');
       return;
     }
-    await forwardCancel(
-      entry,
-      {
-        connectTimeoutMs: this.context.connectTimeoutMs,
-        tlsOptions: this.context.tlsOptions,
-        clock: this.context.clock,
-        signal: new AbortController().signal,
-      },
-      this.logger,
-    );
+    await forwardCancel(entry, this.context, new AbortController().signal, this.logger);
   }
 
   /** Number of sessions whose queries can currently be cancelled. */

@@ -36,17 +36,19 @@ export interface PgLogin {
   readonly peer: string;
 }
 
+/** PEM certificate and key: clients that ask for TLS get it; `require` refuses plaintext. */
+export interface PgListenerTls {
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+  readonly require?: boolean;
+}
+
 export interface PgListenerOptions {
   readonly host: string;
   readonly port: number;
   readonly logger: Logger;
   readonly handshakeTimeoutMs?: number;
-  /** PEM certificate and key: clients that ask for TLS get it; `require` refuses plaintext. */
-  readonly tls?: {
-    readonly cert: string | Buffer;
-    readonly key: string | Buffer;
-    readonly require?: boolean;
-  };
+  readonly tls?: PgListenerTls;
   /** Serves a logged-in client; throws (a HoopError) to refuse it. */
   readonly login: (login: PgLogin, signal: AbortSignal) => Promise<void>;
   /** A CancelRequest, arrived on a connection of its own (already closed). */

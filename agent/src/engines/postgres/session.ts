@@ -437,16 +437,7 @@ export class PostgresSession {
       this.logger.info('cancel request with an unknown key ignored');
       return;
     }
-    await forwardCancel(
-      entry,
-      {
-        connectTimeoutMs: this.ctx.connectTimeoutMs,
-        tlsOptions: this.ctx.tlsOptions,
-        clock: this.ctx.clock,
-        signal: this.session.signal,
-      },
-      this.logger,
-    );
+    await forwardCancel(entry, this.ctx, this.session.signal, this.logger);
   }
 
   private timeoutError(): PostgresEngineError {
