@@ -296,6 +296,18 @@ describe('identities (users, service accounts, API keys, access rules, CI trust)
         const deleted = await admin('DELETE', `/api/v1/apikeys/${keyId}`);
         assert.equal(deleted.status, 200, deleted.text);
         assert.equal(await ending, true);
+        // The tunnel the key opened is still up for a moment, but opens nothing any more: it was
+        // authorized by the key, and the broker does not take its word for it after the delete.
+        await assert.rejects(
+          client.open({ t: 'open', connection: 'billing' }),
+          (e: { code?: string }) => e.code === 'AUTH_INVALID_TOKEN',
+        );
+        // Then the broker closes it, and reconnecting with the key fails at the upgrade.
+        await new Promise((r) => setTimeout(r, 1_500));
+        await assert.rejects(
+          client.open({ t: 'open', connection: 'billing' }),
+          (e: { code?: string }) => e.code === 'AUTH_INVALID_TOKEN',
+        );
       } finally {
         client.close();
       }

@@ -140,6 +140,12 @@ interface ClientLink {
   /** Streams whose open is still being looked up. */
   readonly opening: Set<number>;
   /**
+   * Set once the identity the tunnel was opened as lost its access (disabled, its key deleted):
+   * the caller above is stale, so every open on this tunnel is refused with it until the tunnel
+   * closes (a reconnect checks the token again).
+   */
+  revoked?: HoopError;
+  /**
    * DATA the client sent on a stream before it could go to the agent (the hello offers
    * `earlyData`): copies of the frames, passed on once the open-session is sent to an agent that
    * waits for `admit`, otherwise once the session row exists.
@@ -346,6 +352,19 @@ export class Hub {
         ended++;
       }
     }
+    if (filter.userId !== undefined) {
+      // The identity's tunnels were authorized by its token at upgrade: refuse their opens now,
+      // and close them once the ended sessions have had a moment to tell their clients why.
+      for (const link of this.clients) {
+        if (link.caller.userId !== filter.userId || link.revoked !== undefined) continue;
+        link.revoked = error;
+        const timer = this.options.clock.setTimeout(
+          () => link.tunnel.close(error),
+          REVOKED_TUNNEL_GRACE_MS,
+        );
+        timer.unref?.();
+      }
+    }
     return ended;
   }
 
@@ -453,6 +472,10 @@ export class Hub {
     const fail = (err: HoopError): void => {
       link.tunnel.sendControl(clientStream, { t: 'open-error', error: errorBodyOf(err) });
     };
+    if (link.revoked !== undefined) {
+      fail(link.revoked);
+      return;
+    }
     let resolved: Awaited<ReturnType<HubStore['resolveConnectionTarget']>>;
     try {
       resolved = await this.resolved.get(name);
@@ -554,6 +577,11 @@ export class Hub {
         fail(toHoopError(err));
         return;
       }
+    }
+    if (link.revoked !== undefined) {
+      // Revoked while this open was being looked up.
+      fail(link.revoked);
+      return;
     }
     if (!this.clients.has(link) || this.agents.get(agent.id) !== agent) {
       fail(new HoopError('AGENT_OFFLINE', `agent ${agent.name} disconnected`));
@@ -1113,6 +1141,9 @@ function pendingEvents(q: AuditQueue): number {
  * bounds how long one made by another broker sharing the database goes unseen here.
  */
 const RESOLVE_CACHE_MS = 5_000;
+
+/** How long a revoked identity's tunnel stays open after its sessions were ended (see revoked). */
+const REVOKED_TUNNEL_GRACE_MS = 1_000;
 
 /**
  * Least time between two audit appends of one agent. Each append costs the embedded store a
