@@ -16,7 +16,9 @@
  * tunnel stream stays open and empty for the session's life, so revoking the grant, its expiry
  * or the token's holder being disabled still end the session. A ticket is 32 random bytes, only
  * ever sent on the token holder's tunnel and the agent's: it cannot be guessed, and nothing but
- * this agent's own client can be served under it.
+ * this agent's own client can be served under it. Each client has a tunnel of its own (not one
+ * per token, as `hoop connect` keeps): its token is checked at every connection, at the cost of a
+ * WebSocket handshake on the connection's path (the bench's setup case: ~1.4 ms more).
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
