@@ -16,9 +16,11 @@
  * tunnel stream stays open and empty for the session's life, so revoking the grant, its expiry
  * or the token's holder being disabled still end the session. A ticket is 32 random bytes, only
  * ever sent on the token holder's tunnel and the agent's: it cannot be guessed, and nothing but
- * this agent's own client can be served under it. Each client has a tunnel of its own (not one
- * per token, as `hoop connect` keeps): its token is checked at every connection, at the cost of a
- * WebSocket handshake on the connection's path (the bench's setup case: ~1.4 ms more).
+ * this agent's own client can be served under it. The clients of one token share a tunnel, as
+ * the clients of one `hoop connect` do, closed once none has used it for TUNNEL_IDLE_MS: a new
+ * connection then costs no WebSocket handshake. The broker refuses opens on the tunnel of an
+ * identity disabled or a key deleted since, and closes it; the next client reconnects and has
+ * its token checked again.
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -74,8 +76,70 @@ export interface DirectEndpointOptions {
   readonly cancel: (processId: number, secretKey: Buffer) => Promise<void>;
 }
 
-export function startDirectEndpoint(options: DirectEndpointOptions): Promise<PgListener> {
+/** How long a token's tunnel stays open with no session on it. */
+const TUNNEL_IDLE_MS = 5_000;
+
+/** One tunnel per token, shared by its clients' sessions, closed after it has been idle. */
+class TokenTunnels {
+  private readonly entries = new Map<
+    string,
+    { tunnel: TunnelClient; sessions: number; idle: ReturnType<typeof setTimeout> | undefined }
+  >();
+
+  constructor(private readonly open: (token: string) => TunnelClient) {}
+
+  acquire(token: string): TunnelClient {
+    let entry = this.entries.get(token);
+    if (entry === undefined) {
+      entry = { tunnel: this.open(token), sessions: 0, idle: undefined };
+      this.entries.set(token, entry);
+    }
+    if (entry.idle !== undefined) clearTimeout(entry.idle);
+    entry.idle = undefined;
+    entry.sessions++;
+    return entry.tunnel;
+  }
+
+  /** A session on `token`'s tunnel is over; `failed`: its open failed (the token may be bad). */
+  release(token: string, failed: boolean): void {
+    const entry = this.entries.get(token);
+    if (entry === undefined) return;
+    entry.sessions--;
+    if (failed) {
+      // Never keep a tunnel a token could not open a session on (revoked, unknown, …).
+      if (entry.sessions > 0) return;
+      entry.tunnel.close();
+      this.entries.delete(token);
+      return;
+    }
+    if (entry.sessions > 0) return;
+    entry.idle = setTimeout(() => {
+      entry.tunnel.close();
+      this.entries.delete(token);
+    }, TUNNEL_IDLE_MS);
+    entry.idle.unref();
+  }
+
+  closeAll(): void {
+    for (const entry of this.entries.values()) {
+      if (entry.idle !== undefined) clearTimeout(entry.idle);
+      entry.tunnel.close();
+    }
+    this.entries.clear();
+  }
+}
+
+export async function startDirectEndpoint(options: DirectEndpointOptions): Promise<PgListener> {
   const log = options.logger.child({ component: 'direct-endpoint' });
+  const tunnels = new TokenTunnels(
+    (token) =>
+      new TunnelClient({
+        brokerUrl: options.brokerUrl,
+        token,
+        logger: log,
+        ...(options.limits === undefined ? {} : { limits: options.limits }),
+      }),
+  );
   const login = async (client: PgLogin): Promise<void> => {
     const { socket, connection, token } = client;
     if (token.length === 0 || token.length > 8192) {
@@ -88,12 +152,7 @@ export function startDirectEndpoint(options: DirectEndpointOptions): Promise<PgL
       startup: Buffer.concat([startupMessage(client.parameters), client.rest]),
       peer: client.peer,
     });
-    const tunnel = new TunnelClient({
-      brokerUrl: options.brokerUrl,
-      token,
-      logger: log,
-      ...(options.limits === undefined ? {} : { limits: options.limits }),
-    });
+    const tunnel = tunnels.acquire(token);
     try {
       const { stream, session } = await tunnel.open({
         t: 'open',
@@ -101,19 +160,19 @@ export function startDirectEndpoint(options: DirectEndpointOptions): Promise<PgL
         client: `direct ${client.peer}`,
         direct: ticket,
       });
-      // Open and empty for the session's life: its end (the client gone, or the broker ending
-      // the session) ends the tunnel.
+      // Open and empty for the session's life; it ends with the client, or when the broker ends
+      // the session.
       stream.on('error', () => {});
-      stream.once('close', () => tunnel.close());
+      stream.once('close', () => tunnels.release(token, false));
       socket.once('close', () => stream.destroy());
       log.info('direct session', { connection, session, client: client.peer });
     } catch (err) {
       options.tickets.drop(ticket);
-      tunnel.close();
+      tunnels.release(token, true);
       throw err;
     }
   };
-  return startPgListener({
+  const listener = await startPgListener({
     host: options.host,
     port: options.port,
     logger: log,
@@ -124,4 +183,11 @@ export function startDirectEndpoint(options: DirectEndpointOptions): Promise<PgL
     login,
     cancel: options.cancel,
   });
+  return {
+    port: listener.port,
+    close: async () => {
+      tunnels.closeAll();
+      await listener.close();
+    },
+  };
 }

@@ -116,6 +116,28 @@ describe('agent direct endpoint', () => {
     await ended;
   });
 
+  it('shares one tunnel among the clients of a token, and refuses a token disabled since', async () => {
+    const allowed = await t.api('POST', '/api/v1/access/allow', {
+      group: 'direct-users',
+      connection: 'local-pg',
+      actions: 'connect',
+    });
+    assert.equal(allowed.status, 201, allowed.text);
+    const token = await t.addUser('dora', ['direct-users']);
+    const hub = t.broker.hub;
+    const before = hub.stats.clients;
+    const clients = [client(token), client(token), client(token)];
+    for (const c of clients) c.on('error', () => {});
+    await Promise.all(clients.map((c) => c.connect()));
+    await clients[0]?.query('select 1');
+    assert.equal(hub.stats.clients, before + 1, 'one tunnel for the three clients');
+    const disabled = await t.api('POST', '/api/v1/users/dora/disable');
+    assert.equal(disabled.status, 200, disabled.text);
+    assert.equal(disabled.body['sessionsEnded'], 3);
+    await assert.rejects(client(token).connect(), (e: { code?: string }) => e.code === '28P01');
+    await Promise.all(clients.map((c) => c.end().catch(() => {})));
+  });
+
   it('serves no one under a ticket this agent did not issue', async () => {
     const tunnel = t.tunnel();
     try {
