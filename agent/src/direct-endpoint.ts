@@ -9,7 +9,7 @@
  *                     └──wss /v1/tunnel──► broker   (control: authorize, record, revoke)
  *
  * After the startup (the shared listener: TLS, a cleartext password that is a hoop token), the
- * agent opens the session at the broker as the token's holder, on a tunnel of the client's own,
+ * agent opens the session at the broker as the token's holder, on the token's tunnel (below),
  * with a `direct` ticket: the broker authorizes and records it exactly as any session (access
  * rules, reviews, its grant, the session row) and sends the agent `open-session` with the ticket.
  * The agent serves the client holding that ticket on the client's own socket (`take`); the
