@@ -362,7 +362,7 @@ export class PolicyProxy {
         ? undefined
         : this.o.guardrails.reviewKind(verdict.statements);
     if (held !== undefined) return this.holdQuery(sql, held, frame, out, verdict.statements);
-    this.forwardQuery(sql, frame, out, verdict.statements);
+    this.forwardQuery(sql, frame.frame, out, verdict.statements);
     return undefined;
   }
 
@@ -390,12 +390,13 @@ export class PolicyProxy {
     );
     if (!answer.approved) return this.denyQuery(sql, answer.denial);
     this.o.logger.info('statement approved by review', { review: answer.review });
-    this.forwardQuery(sql, { ...frame, frame: original }, out, statements);
+    this.forwardQuery(sql, original, out, statements);
   }
 
   private forwardQuery(
     sql: string,
-    frame: PgFrame,
+    /** The Query message as it goes to the target. */
+    frame: Buffer,
     out: Buffer[],
     statements: readonly StatementFacts[],
   ): void {
@@ -406,12 +407,10 @@ export class PolicyProxy {
       this.virtualAbort = false;
       // COMMIT (or PREPARE TRANSACTION) of a failed transaction rolls it back.
       out.push(
-        first === 'commit' || first === 'prepare-transaction'
-          ? encodeQuery('ROLLBACK')
-          : frame.frame,
+        first === 'commit' || first === 'prepare-transaction' ? encodeQuery('ROLLBACK') : frame,
       );
     } else {
-      out.push(frame.frame);
+      out.push(frame);
     }
     this.push({
       kind: 'query',
