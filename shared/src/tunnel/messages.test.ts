@@ -101,6 +101,23 @@ describe('control messages', () => {
       () => decodeControl(pack({ t: 'close', error: { code: 'NOPE', message: 'x' } })),
       isMalformed,
     );
+    // A direct ticket is 32 random bytes in base64url, nothing else.
+    const ticket = randomBytes(32).toString('base64url');
+    assert.equal(
+      (decodeControl(pack({ t: 'open', connection: 'db', direct: ticket })) as { direct?: string })
+        .direct,
+      ticket,
+    );
+    for (const direct of ['short', `${ticket}=`, `${ticket.slice(1)}/`, 42]) {
+      assert.throws(
+        () => decodeControl(pack({ t: 'open', connection: 'db', direct })),
+        isMalformed,
+      );
+      assert.throws(
+        () => decodeControl(pack({ ...samples.find((m) => m.t === 'open-session'), direct })),
+        isMalformed,
+      );
+    }
     assert.throws(() => decodeControl(pack([1, 2, 3])), isMalformed);
     assert.throws(() => decodeControl(Buffer.from([0xc1])), isMalformed);
   });
